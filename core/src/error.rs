@@ -1,0 +1,74 @@
+//! [`Error`]: what the repo API fails with.
+
+use automerge::ChangeHash;
+
+use crate::{DocumentId, store::ChunkHash, store::StorageError};
+
+/// An error from the [`Repo`](crate::Repo) or a [`DocHandle`](crate::DocHandle).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Storage failed; the operation was not stored.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// No document with this id is stored here.
+    #[error("document {0} not found")]
+    DocumentNotFound(DocumentId),
+    /// The document was deleted while this handle was open.
+    #[error("document {0} was deleted")]
+    DocumentDeleted(DocumentId),
+    /// A stored chunk no longer matches its content hash: the bytes were damaged on disk.
+    /// Other documents are unaffected.
+    #[error("document {document} is damaged: chunk {chunk} does not match its hash")]
+    CorruptChunk {
+        /// The damaged document.
+        document: DocumentId,
+        /// The chunk whose bytes changed.
+        chunk: ChunkHash,
+    },
+    /// A stored document's bytes are intact but automerge cannot load them.
+    #[error("document {document} cannot be loaded: {reason}")]
+    CorruptDocument {
+        /// The document.
+        document: DocumentId,
+        /// What automerge reported.
+        reason: String,
+    },
+    /// Bytes given to [`Repo::import`](crate::Repo::import) are not an automerge document.
+    #[error("not an automerge document: {0}")]
+    InvalidDocument(String),
+    /// Heads asked for are not in the document's history.
+    #[error("document {document} has no change {}", .missing.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "))]
+    UnknownHeads {
+        /// The document.
+        document: DocumentId,
+        /// The heads it does not have.
+        missing: Vec<ChangeHash>,
+    },
+    /// The change closure returned an error; nothing was changed.
+    #[error("change aborted: {0}")]
+    Automerge(#[from] automerge::AutomergeError),
+    /// A closure given to the repo panicked; nothing it did was kept.
+    #[error("a closure panicked: {0}")]
+    Panicked(String),
+}
+
+/// A `Result` with weft's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// The message of a panic caught on a blocking thread.
+    pub(crate) fn from_join(error: tokio::task::JoinError) -> Self {
+        if error.is_panic() {
+            let payload = error.into_panic();
+            let message = payload
+                .downcast_ref::<&str>()
+                .map(|text| (*text).to_owned())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".to_owned());
+            Self::Panicked(message)
+        } else {
+            Self::Panicked("the task was cancelled".to_owned())
+        }
+    }
+}

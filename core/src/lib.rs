@@ -1,0 +1,41 @@
+//! # weft
+//!
+//! An offline-first, multi-leader CRDT sync engine. Every device is a local leader: the app
+//! writes [automerge] documents on the device, persisted in SQLite, with or without a
+//! network. Nothing waits for a server.
+//!
+//! ```no_run
+//! use weft::{Repo, automerge::{ROOT, ReadDoc, transaction::Transactable}};
+//!
+//! # async fn demo() -> weft::Result<()> {
+//! let repo = Repo::open("notes.db").await?;
+//! let doc = repo.create().await?;
+//! let saved = doc
+//!     .change(|tx| {
+//!         tx.put(ROOT, "title", "groceries")?;
+//!         Ok(())
+//!     })
+//!     .await?; // resolves once the change is committed to SQLite
+//! println!("{} is at {:?}", doc.url(), saved.heads);
+//! let title = doc.with_doc(|d| d.get(ROOT, "title").ok().flatten().map(|(v, _)| v.to_string()));
+//! # Ok(()) }
+//! ```
+//!
+//! The parts, one module each: [`id`] (document ids and `automerge:` URLs, compatible with
+//! automerge-repo), [`store`] (the [`Storage`](store::Storage) trait, SQLite and in-memory
+//! backends) and the repo API ([`Repo`], [`DocHandle`], [`DocEvent`]).
+
+#![warn(missing_docs)]
+
+mod error;
+pub mod id;
+mod repo;
+pub mod store;
+
+pub use automerge;
+pub use error::{Error, Result};
+pub use id::{AutomergeUrl, DocumentId, StorageId};
+pub use repo::{
+    ChangeOrigin, Committed, CompactionPolicy, DocChange, DocEvent, DocHandle, DocSubscription,
+    HistoricView, Repo, RepoConfig,
+};

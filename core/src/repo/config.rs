@@ -1,0 +1,57 @@
+//! [`RepoConfig`]: how a repo stores and compacts documents.
+
+use crate::store::SqliteOptions;
+
+/// When a document's incremental chunks are folded into a new snapshot.
+///
+/// A compaction saves the whole document (`Automerge::save`, compressed) and deletes the
+/// chunks it replaces, in one transaction. It runs in the background after a change, never
+/// delaying the change's acknowledgement.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CompactionPolicy {
+    /// Compact once the incremental chunks hold more than this share of the snapshot's size.
+    /// Default: 1.0 (the incrementals outgrew the snapshot), as automerge-repo does.
+    pub ratio: f64,
+    /// Never compact before the incremental chunks reach this many bytes, so that small
+    /// documents are not rewritten on every change. Default: 1024.
+    pub min_incremental_bytes: u64,
+}
+
+impl Default for CompactionPolicy {
+    fn default() -> Self {
+        Self {
+            ratio: 1.0,
+            min_incremental_bytes: 1024,
+        }
+    }
+}
+
+impl CompactionPolicy {
+    /// Whether a document stored as these sizes should be compacted.
+    pub fn should_compact(&self, snapshot_bytes: u64, incremental_bytes: u64) -> bool {
+        incremental_bytes >= self.min_incremental_bytes
+            && incremental_bytes as f64 >= snapshot_bytes as f64 * self.ratio
+    }
+}
+
+/// Configuration of a [`Repo`](crate::Repo).
+#[derive(Debug, Clone)]
+pub struct RepoConfig {
+    /// SQLite options (durability level, batching); ignored by in-memory repos.
+    pub sqlite: SqliteOptions,
+    /// When documents are compacted.
+    pub compaction: CompactionPolicy,
+    /// Events a slow subscriber may fall behind before it gets
+    /// [`DocEvent::Lagged`](crate::DocEvent::Lagged). Default: 256.
+    pub event_capacity: usize,
+}
+
+impl Default for RepoConfig {
+    fn default() -> Self {
+        Self {
+            sqlite: SqliteOptions::default(),
+            compaction: CompactionPolicy::default(),
+            event_capacity: 256,
+        }
+    }
+}

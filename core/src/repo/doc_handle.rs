@@ -1,0 +1,145 @@
+//! [`DocHandle`]: the app's handle on one document.
+
+use std::sync::Arc;
+
+use automerge::{Automerge, AutomergeError, ChangeHash, transaction::Transaction};
+
+use super::{
+    doc_event::DocSubscription,
+    document::{AppliedChange, Document},
+    historic_view::HistoricView,
+};
+use crate::{AutomergeUrl, DocumentId, Error, Result};
+
+/// A local change that is committed to storage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed<R> {
+    /// What the change closure returned.
+    pub value: R,
+    /// The document's heads after the change.
+    pub heads: Vec<ChangeHash>,
+    /// The hash of the new change; `None` if the closure changed nothing (nothing was
+    /// written).
+    pub change: Option<ChangeHash>,
+}
+
+/// A cheap, clonable handle on a loaded document.
+///
+/// All handles of a document share one in-memory automerge document; it is unloaded when
+/// the last handle is dropped.
+#[derive(Debug, Clone)]
+pub struct DocHandle {
+    pub(crate) document: Arc<Document>,
+}
+
+impl DocHandle {
+    pub(crate) fn new(document: Arc<Document>) -> Self {
+        Self { document }
+    }
+
+    /// The document's id.
+    pub fn id(&self) -> DocumentId {
+        self.document.id
+    }
+
+    /// The document's `automerge:` URL, as automerge-repo peers name it.
+    pub fn url(&self) -> AutomergeUrl {
+        AutomergeUrl::new(self.document.id)
+    }
+
+    /// Reads the document in place, without copying it.
+    ///
+    /// This takes the document's read lock: it waits while a change is being applied, and a
+    /// change waits for it. Keep the closure short; for long reads from async code use
+    /// [`read`](Self::read), which runs on the blocking pool.
+    pub fn with_doc<R>(&self, read: impl FnOnce(&Automerge) -> R) -> R {
+        read(&self.document.read().doc)
+    }
+
+    /// Reads the document on tokio's blocking pool, so that a long read never stalls the
+    /// async runtime.
+    pub async fn read<R, F>(&self, read: F) -> Result<R>
+    where
+        F: FnOnce(&Automerge) -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        let document = self.document.clone();
+        tokio::task::spawn_blocking(move || read(&document.read().doc))
+            .await
+            .map_err(Error::from_join)
+    }
+
+    /// The document's current heads.
+    pub fn heads(&self) -> Vec<ChangeHash> {
+        self.document.read().doc.get_heads()
+    }
+
+    /// Changes the document and returns once the change is committed to storage.
+    ///
+    /// The closure runs on tokio's blocking pool inside an automerge transaction. If it
+    /// returns an error (or panics) the transaction is rolled back and nothing is written.
+    /// Otherwise the change is applied in memory, subscribers get a
+    /// [`DocEvent::Changed`](crate::DocEvent::Changed), and this future resolves once the
+    /// change is in SQLite (or the in-memory store), with the new heads.
+    ///
+    /// If the write fails the error is returned; the change stays in the document and is
+    /// written again with the next change or compaction, so it is not lost while the process
+    /// lives.
+    pub async fn change<R, F>(&self, change: F) -> Result<Committed<R>>
+    where
+        F: FnOnce(&mut Transaction<'_>) -> std::result::Result<R, AutomergeError> + Send + 'static,
+        R: Send + 'static,
+    {
+        let document = self.document.clone();
+        let applied = tokio::task::spawn_blocking(move || document.apply_local(change))
+            .await
+            .map_err(Error::from_join)??;
+        let AppliedChange {
+            value,
+            heads,
+            hash,
+            write,
+        } = applied;
+        if let Some((chunk, write)) = write {
+            if let Err(error) = write.await {
+                self.document.write_failed(chunk);
+                return Err(error.into());
+            }
+            if self.document.claim_compaction() {
+                let document = self.document.clone();
+                self.document.repo.spawn_background(async move {
+                    // Failures are logged and retried after a later change.
+                    let _ = document.compact().await;
+                });
+            }
+        }
+        Ok(Committed {
+            value,
+            heads,
+            change: hash,
+        })
+    }
+
+    /// Subscribes to the document's change events.
+    pub fn subscribe(&self) -> DocSubscription {
+        DocSubscription::new(self.document.events.subscribe())
+    }
+
+    /// A read-only view of the document as it was at `heads` (its history is the log of every
+    /// change). Fails with [`Error::UnknownHeads`] if a head is not in the document.
+    pub fn view_at(&self, heads: &[ChangeHash]) -> Result<HistoricView> {
+        HistoricView::new(self.document.clone(), heads)
+    }
+
+    /// The whole document as automerge bytes (`Automerge::save`), which any automerge
+    /// implementation loads.
+    pub async fn export(&self) -> Result<Vec<u8>> {
+        self.read(Automerge::save).await
+    }
+
+    /// Folds the document's incremental chunks into a new snapshot now, instead of waiting
+    /// for the compaction policy.
+    pub async fn compact(&self) -> Result<()> {
+        self.document.clone().compact().await
+    }
+}

@@ -1,0 +1,15 @@
+//! The async API apps use: [`Repo`], [`DocHandle`], subscriptions and historic views.
+
+mod config;
+mod doc_event;
+mod doc_handle;
+mod document;
+mod historic_view;
+#[allow(clippy::module_inception)]
+mod repo;
+
+pub use config::{CompactionPolicy, RepoConfig};
+pub use doc_event::{ChangeOrigin, DocChange, DocEvent, DocSubscription};
+pub use doc_handle::{Committed, DocHandle};
+pub use historic_view::HistoricView;
+pub use repo::Repo;

@@ -1,0 +1,226 @@
+//! One conformance suite that every [`Storage`](super::Storage) backend must pass.
+//!
+//! A backend's test module invokes `storage_conformance_tests!(async { (store, guard) })`,
+//! where the async block makes a fresh, empty store and a guard kept alive for the test (a
+//! temporary folder, say).
+
+/// Generates the conformance tests for a backend.
+macro_rules! storage_conformance_tests {
+    ($make:expr) => {
+        mod conformance {
+            #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+            use automerge::ChangeHash;
+
+            use crate::{
+                DocumentId, StorageId,
+                store::{Chunk, ChunkKind, Storage, StorageError, WriteOp},
+            };
+
+            fn snapshot(text: &str) -> Chunk {
+                Chunk::new(ChunkKind::Snapshot, text.as_bytes().to_vec())
+            }
+
+            fn incremental(text: &str) -> Chunk {
+                Chunk::new(ChunkKind::Incremental, text.as_bytes().to_vec())
+            }
+
+            fn create(id: DocumentId, chunk: Chunk) -> WriteOp {
+                WriteOp::CreateDocument {
+                    id,
+                    chunk,
+                    heads: vec![ChangeHash([1; 32])],
+                    now: 1_000,
+                }
+            }
+
+            fn append(id: DocumentId, chunk: Chunk, head: u8, now: i64) -> WriteOp {
+                WriteOp::AppendChunk {
+                    id,
+                    chunk,
+                    heads: vec![ChangeHash([head; 32])],
+                    now,
+                }
+            }
+
+            #[tokio::test]
+            async fn a_created_document_loads_with_its_chunk_and_metadata() {
+                let (store, _guard) = $make.await;
+                let id = DocumentId::random();
+                store.submit(vec![create(id, snapshot("base"))]).await.unwrap();
+                let stored = store.load(id).await.unwrap().expect("stored");
+                assert_eq!(stored.chunks, vec![snapshot("base")]);
+                assert_eq!(stored.meta.id, id);
+                assert_eq!(stored.meta.created_at, 1_000);
+                assert_eq!(stored.meta.updated_at, 1_000);
+                assert_eq!(stored.meta.heads, vec![ChangeHash([1; 32])]);
+                assert_eq!(stored.meta.snapshot_bytes, 4);
+                assert_eq!(stored.meta.incremental_bytes, 0);
+                assert_eq!(stored.meta.chunk_count, 1);
+                assert!(store.load(DocumentId::random()).await.unwrap().is_none());
+            }
+
+            #[tokio::test]
+            async fn creating_a_stored_document_again_is_refused() {
+                let (store, _guard) = $make.await;
+                let id = DocumentId::random();
+                store.submit(vec![create(id, snapshot("a"))]).await.unwrap();
+                let again = store.submit(vec![create(id, snapshot("b"))]).await;
+                assert!(matches!(again, Err(StorageError::DocumentExists(found)) if found == id));
+                let stored = store.load(id).await.unwrap().unwrap();
+                assert_eq!(stored.chunks, vec![snapshot("a")]);
+            }
+
+            #[tokio::test]
+            async fn appends_keep_order_update_heads_and_ignore_duplicates() {
+                let (store, _guard) = $make.await;
+                let id = DocumentId::random();
+                store.submit(vec![create(id, snapshot("base"))]).await.unwrap();
+                store.submit(vec![append(id, incremental("one"), 2, 2_000)]).await.unwrap();
+                store.submit(vec![append(id, incremental("two"), 3, 3_000)]).await.unwrap();
+                // The same bytes again: the chunk is stored once.
+                store.submit(vec![append(id, incremental("one"), 4, 4_000)]).await.unwrap();
+                let stored = store.load(id).await.unwrap().unwrap();
+                assert_eq!(
+                    stored.chunks,
+                    vec![snapshot("base"), incremental("one"), incremental("two")]
+                );
+                assert_eq!(stored.meta.heads, vec![ChangeHash([4; 32])]);
+                assert_eq!(stored.meta.updated_at, 4_000);
+                assert_eq!(stored.meta.created_at, 1_000);
+                assert_eq!(stored.meta.incremental_bytes, 6);
+                assert_eq!(stored.meta.chunk_count, 3);
+            }
+
+            #[tokio::test]
+            async fn writes_to_a_document_that_is_not_stored_are_refused() {
+                let (store, _guard) = $make.await;
+                let id = DocumentId::random();
+                let missing = |result: Result<(), StorageError>| {
+                    matches!(result, Err(StorageError::DocumentNotFound(found)) if found == id)
+                };
+                assert!(missing(store.submit(vec![append(id, incremental("x"), 2, 1)]).await));
+                assert!(missing(store.submit(vec![WriteOp::DeleteDocument { id }]).await));
+                let sync = WriteOp::PutSyncState {
+                    id,
+                    peer: StorageId::new("peer"),
+                    state: vec![1],
+                };
+                assert!(missing(store.submit(vec![sync]).await));
+                let compact = WriteOp::Compact {
+                    id,
+                    snapshot: snapshot("s"),
+                    replaces: vec![],
+                };
+                assert!(missing(store.submit(vec![compact]).await));
+                assert!(store.list().await.unwrap().is_empty());
+            }
+
+            #[tokio::test]
+            async fn compaction_replaces_only_the_chunks_it_names() {
+                let (store, _guard) = $make.await;
+                let id = DocumentId::random();
+                store.submit(vec![create(id, snapshot("base"))]).await.unwrap();
+                store.submit(vec![append(id, incremental("one"), 2, 2)]).await.unwrap();
+                store.submit(vec![append(id, incremental("two"), 3, 3)]).await.unwrap();
+                let compact = WriteOp::Compact {
+                    id,
+                    snapshot: snapshot("base+one"),
+                    replaces: vec![snapshot("base").hash(), incremental("one").hash()],
+                };
+                store.submit(vec![compact]).await.unwrap();
+                let stored = store.load(id).await.unwrap().unwrap();
+                assert_eq!(stored.chunks, vec![snapshot("base+one"), incremental("two")]);
+                assert_eq!(stored.meta.snapshot_bytes, 8);
+                assert_eq!(stored.meta.incremental_bytes, 3);
+                assert_eq!(stored.meta.heads, vec![ChangeHash([3; 32])], "heads untouched");
+            }
+
+            #[tokio::test]
+            async fn a_submission_is_all_or_nothing_and_does_not_affect_others() {
+                let (store, _guard) = $make.await;
+                let id = DocumentId::random();
+                store.submit(vec![create(id, snapshot("base"))]).await.unwrap();
+                let good = store.submit(vec![append(id, incremental("kept"), 2, 2)]);
+                let bad = store.submit(vec![
+                    append(id, incremental("dropped"), 3, 3),
+                    append(DocumentId::random(), incremental("nowhere"), 4, 4),
+                ]);
+                let (good, bad) = tokio::join!(good, bad);
+                good.unwrap();
+                assert!(matches!(bad, Err(StorageError::DocumentNotFound(_))));
+                let stored = store.load(id).await.unwrap().unwrap();
+                assert_eq!(stored.chunks, vec![snapshot("base"), incremental("kept")]);
+                assert_eq!(stored.meta.heads, vec![ChangeHash([2; 32])]);
+            }
+
+            #[tokio::test]
+            async fn deleting_removes_the_document_its_chunks_and_sync_states() {
+                let (store, _guard) = $make.await;
+                let (id, other) = (DocumentId::random(), DocumentId::random());
+                let peer = StorageId::new("peer-storage");
+                store
+                    .submit(vec![create(id, snapshot("a")), create(other, snapshot("b"))])
+                    .await
+                    .unwrap();
+                let put = |id| WriteOp::PutSyncState {
+                    id,
+                    peer: peer.clone(),
+                    state: vec![9],
+                };
+                store.submit(vec![put(id), put(other)]).await.unwrap();
+                store.submit(vec![WriteOp::DeleteDocument { id }]).await.unwrap();
+                assert!(store.load(id).await.unwrap().is_none());
+                assert_eq!(store.load_sync_state(id, peer.clone()).await.unwrap(), None);
+                assert_eq!(
+                    store.load_sync_state(other, peer.clone()).await.unwrap(),
+                    Some(vec![9])
+                );
+                let ids: Vec<_> = store.list().await.unwrap().iter().map(|m| m.id).collect();
+                assert_eq!(ids, vec![other]);
+            }
+
+            #[tokio::test]
+            async fn sync_states_are_kept_per_document_and_peer_and_replaced() {
+                let (store, _guard) = $make.await;
+                let id = DocumentId::random();
+                store.submit(vec![create(id, snapshot("a"))]).await.unwrap();
+                let put = |peer: &str, state: Vec<u8>| WriteOp::PutSyncState {
+                    id,
+                    peer: StorageId::new(peer),
+                    state,
+                };
+                store.submit(vec![put("p1", vec![1]), put("p2", vec![2])]).await.unwrap();
+                store.submit(vec![put("p1", vec![3])]).await.unwrap();
+                let load = |peer: &str| store.load_sync_state(id, StorageId::new(peer));
+                assert_eq!(load("p1").await.unwrap(), Some(vec![3]));
+                assert_eq!(load("p2").await.unwrap(), Some(vec![2]));
+                assert_eq!(load("p3").await.unwrap(), None);
+            }
+
+            #[tokio::test]
+            async fn list_returns_every_document_ordered_by_id() {
+                let (store, _guard) = $make.await;
+                let mut ids: Vec<_> = (0..20).map(|_| DocumentId::random()).collect();
+                for id in &ids {
+                    store.submit(vec![create(*id, snapshot("x"))]).await.unwrap();
+                }
+                ids.sort();
+                let listed: Vec<_> = store.list().await.unwrap().iter().map(|m| m.id).collect();
+                assert_eq!(listed, ids);
+            }
+
+            #[tokio::test]
+            async fn a_closed_store_refuses_reads_and_writes() {
+                let (store, _guard) = $make.await;
+                let id = DocumentId::random();
+                store.submit(vec![create(id, snapshot("a"))]).await.unwrap();
+                store.close().await.unwrap();
+                assert!(matches!(store.load(id).await, Err(StorageError::Closed)));
+                assert!(matches!(store.list().await, Err(StorageError::Closed)));
+                let write = store.submit(vec![create(DocumentId::random(), snapshot("b"))]).await;
+                assert!(matches!(write, Err(StorageError::Closed)));
+            }
+        }
+    };
+}

@@ -1,0 +1,64 @@
+//! Storage: where documents live between runs.
+//!
+//! A document is stored as automerge chunks, as automerge-repo stores it: one snapshot
+//! (`Automerge::save`) plus incremental chunks of later changes, each keyed by the SHA-256
+//! of its bytes. Compaction folds the incrementals into a new snapshot in one transaction.
+//! Beside the chunks, each document has a metadata row (created, updated, heads, sizes), and
+//! each (document, peer) pair may have a saved sync state.
+//!
+//! [`Storage`] is the boundary. [`SqliteStorage`] is the durable backend; [`MemoryStorage`]
+//! is its in-memory twin for tests and ephemeral apps. Both pass one conformance suite.
+
+mod chunk;
+#[cfg(test)]
+#[macro_use]
+mod conformance;
+mod error;
+mod memory;
+mod records;
+mod sqlite;
+
+use std::{future::Future, pin::Pin};
+
+pub use chunk::{Chunk, ChunkHash, ChunkKind};
+pub use error::StorageError;
+pub use memory::MemoryStorage;
+pub use records::{DocumentMeta, StoredDocument, UnixMillis, WriteOp};
+pub use sqlite::{SqliteOptions, SqliteStorage, StoreStats, Synchronous};
+
+use crate::{DocumentId, StorageId};
+
+/// A boxed future returned by [`Storage`] methods.
+pub type StorageFuture<T> = Pin<Box<dyn Future<Output = Result<T, StorageError>> + Send>>;
+
+/// A storage backend.
+///
+/// # Contract
+/// - [`submit`](Storage::submit) enqueues its writes **when it is called**, before the
+///   returned future is polled, and submissions are applied in call order. The repo relies on
+///   this to keep a document's chunks in the order its changes were made while holding the
+///   document's lock only for the call, never across an `.await`.
+/// - The writes of one submission are applied atomically; the future resolves once they are
+///   durable (for SQLite: committed, with the configured `synchronous` level).
+/// - A failed write leaves storage as it was before that submission.
+/// - No method blocks the calling thread: blocking work runs on threads of the backend's own.
+pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
+    /// This replica's storage id, created once and kept for the life of the storage.
+    fn storage_id(&self) -> &StorageId;
+
+    /// Enqueues writes, applied atomically and in submission order.
+    fn submit(&self, writes: Vec<WriteOp>) -> StorageFuture<()>;
+
+    /// Loads a document's metadata and chunks; `None` if it is not stored.
+    fn load(&self, id: DocumentId) -> StorageFuture<Option<StoredDocument>>;
+
+    /// The metadata of every stored document, ordered by id.
+    fn list(&self) -> StorageFuture<Vec<DocumentMeta>>;
+
+    /// The sync state saved for `(id, peer)`, if any.
+    fn load_sync_state(&self, id: DocumentId, peer: StorageId) -> StorageFuture<Option<Vec<u8>>>;
+
+    /// Finishes pending writes and releases the backend's resources. Later calls fail with
+    /// [`StorageError::Closed`].
+    fn close(&self) -> StorageFuture<()>;
+}
