@@ -126,7 +126,7 @@ impl AutomergeUrl {
             return Err(UrlError::MultipleHeadsParts(text.to_owned()));
         }
         let mut segments = before_heads.split('/');
-        let document_id = DocumentId::parse(segments.next().unwrap_or_default())?;
+        let document_id = DocumentId::parse_bs58check(segments.next().unwrap_or_default())?;
         let path = segments
             .map(|segment| parse_segment(text, segment))
             .collect::<Result<Vec<_>, _>>()?;

@@ -63,15 +63,18 @@ impl DocumentId {
     }
 
     /// Parses bs58check text, or a hyphenated UUID (the legacy form automerge-repo still
-    /// accepts).
+    /// accepts as a bare id, though never inside a URL).
     pub fn parse(text: &str) -> Result<Self, IdError> {
+        if let Some(legacy) = parse_legacy_uuid(text) {
+            return Ok(legacy);
+        }
+        Self::parse_bs58check(text)
+    }
+
+    /// Parses bs58check text only, as inside an `automerge:` URL.
+    pub(crate) fn parse_bs58check(text: &str) -> Result<Self, IdError> {
         if text.is_empty() {
             return Err(IdError::Empty);
-        }
-        if text.len() == 36 && text.as_bytes().get(8) == Some(&b'-') {
-            if let Ok(uuid) = uuid::Uuid::parse_str(text) {
-                return Ok(Self(*uuid.as_bytes()));
-            }
         }
         let bytes = bs58check::decode(text).map_err(|error| match error {
             Bs58CheckError::NotBase58 => IdError::NotBase58(text.to_owned()),
@@ -88,6 +91,19 @@ impl DocumentId {
             })?;
         Ok(Self(array))
     }
+}
+
+/// A hyphenated UUID of version 1 to 5 with the RFC 4122 variant, or the nil UUID: what
+/// automerge-repo's `interpretAsDocumentId` accepts (`uuid.validate`).
+fn parse_legacy_uuid(text: &str) -> Option<DocumentId> {
+    if text.len() != 36 || text.as_bytes().get(8) != Some(&b'-') {
+        return None;
+    }
+    let uuid = uuid::Uuid::try_parse(text).ok()?;
+    let valid = uuid.is_nil()
+        || ((1..=5).contains(&uuid.get_version_num())
+            && uuid.get_variant() == uuid::Variant::RFC4122);
+    valid.then(|| DocumentId(*uuid.as_bytes()))
 }
 
 impl fmt::Display for DocumentId {

@@ -123,6 +123,29 @@ fn open_reader(path: &Path, busy_timeout: Duration) -> Result<Connection, Storag
     Ok(conn)
 }
 
+/// Opens the write connection: WAL, durability, foreign keys, migrations, storage id.
+fn open_writer(
+    path: &Path,
+    options: &SqliteOptions,
+) -> Result<(Connection, StorageId), StorageError> {
+    let mut conn = Connection::open(path)?;
+    conn.busy_timeout(options.busy_timeout)?;
+    // The first statement that reads the file: a file that is not SQLite fails here.
+    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        tracing::warn!(mode, "SQLite refused WAL mode");
+    }
+    let synchronous = match options.synchronous {
+        Synchronous::Full => "FULL",
+        Synchronous::Normal => "NORMAL",
+    };
+    conn.pragma_update(None, "synchronous", synchronous)?;
+    conn.pragma_update(None, "foreign_keys", true)?;
+    schema::migrate(&mut conn)?;
+    let storage_id = queries::storage_id(&conn)?;
+    Ok((conn, storage_id))
+}
+
 impl SqliteStorage {
     /// Opens (creating or migrating) the database at `path`. Blocking: call it from a
     /// blocking context, as [`Repo::open`](crate::Repo::open) does.
@@ -137,33 +160,20 @@ impl SqliteStorage {
                 source,
             })?;
         }
-        let not_a_database = |error: rusqlite::Error| match error.sqlite_error_code() {
-            Some(rusqlite::ErrorCode::NotADatabase) => {
+        let (conn, storage_id) = open_writer(&path, &options).map_err(|error| match error {
+            StorageError::Sqlite(inner)
+                if inner.sqlite_error_code() == Some(rusqlite::ErrorCode::NotADatabase) =>
+            {
                 StorageError::NotADatabase { path: path.clone() }
             }
-            _ => StorageError::from(error),
-        };
-        let mut conn = Connection::open(&path).map_err(not_a_database)?;
-        conn.busy_timeout(options.busy_timeout)?;
-        // journal_mode is the first statement to read the file: a file that is not SQLite
-        // fails here.
-        let mode: String = conn
-            .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
-            .map_err(not_a_database)?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            tracing::warn!(mode, "SQLite refused WAL mode");
-        }
-        let synchronous = match options.synchronous {
-            Synchronous::Full => "FULL",
-            Synchronous::Normal => "NORMAL",
-        };
-        conn.pragma_update(None, "synchronous", synchronous)?;
-        conn.pragma_update(None, "foreign_keys", true)?;
-        schema::migrate(&mut conn).map_err(|error| match error {
-            StorageError::Sqlite(inner) => not_a_database(inner),
+            StorageError::Corrupt { detail } => StorageError::Corrupt {
+                detail: format!(
+                    "{}: {detail} (SQLite cannot read it; restore it from a backup or a peer)",
+                    path.display()
+                ),
+            },
             other => other,
         })?;
-        let storage_id = queries::storage_id(&conn)?;
 
         let counters = Arc::new(WriterCounters::default());
         let (sender, queue) = mpsc::channel();
