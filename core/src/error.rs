@@ -60,15 +60,19 @@ impl Error {
     /// The message of a panic caught on a blocking thread.
     pub(crate) fn from_join(error: tokio::task::JoinError) -> Self {
         if error.is_panic() {
-            let payload = error.into_panic();
-            let message = payload
-                .downcast_ref::<&str>()
-                .map(|text| (*text).to_owned())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".to_owned());
-            Self::Panicked(message)
+            Self::from_panic(error.into_panic().as_ref())
         } else {
             Self::Panicked("the task was cancelled".to_owned())
         }
+    }
+
+    /// An error carrying a caught panic's message.
+    pub(crate) fn from_panic(payload: &(dyn std::any::Any + Send)) -> Self {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|text| (*text).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".to_owned());
+        Self::Panicked(message)
     }
 }

@@ -1,5 +1,7 @@
 //! Many tasks changing the same and different documents at once lose no update.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly
+
 use std::sync::Arc;
 
 use weft::{

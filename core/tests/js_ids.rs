@@ -5,6 +5,8 @@
 //! That test needs node and `npm ci` in `tests/js`: the README's test command installs them
 //! and sets `WEFT_REQUIRE_JS=1`, which turns a missing node into a failure instead of a skip.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly
+
 use std::{
     io::Write,
     path::PathBuf,

@@ -1,6 +1,8 @@
 //! A database written by the first schema version opens with this build: it is migrated in
 //! place, keeps every document, and ends with the same schema as a new database.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly
+
 use std::path::Path;
 
 use rusqlite::{Connection, params};
@@ -80,7 +82,7 @@ async fn a_version_1_database_is_migrated_with_its_documents() {
     assert_eq!(listed[0].chunk_count, 2);
     let handle = repo.find(id).await.unwrap();
     assert_eq!(handle.heads(), doc.get_heads());
-    let done = handle.with_doc(|d| d.get(ROOT, "done").unwrap().map(|(v, _)| v.to_bool()));
+    let done = handle.with_doc(|d| d.get(ROOT, "done").unwrap().map(|(v, _)| v.as_bool()));
     assert_eq!(done, Some(Some(true)));
     // And it is writable at the new version.
     handle.change(|tx| tx.put(ROOT, "after", 1)).await.unwrap();

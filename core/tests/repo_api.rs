@@ -1,6 +1,8 @@
 //! The repo API as an app uses it: create, change, find, list, delete, subscribe, history,
 //! export and import, on real SQLite files and in memory.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly
+
 use std::time::Duration;
 
 use weft::{

@@ -5,6 +5,8 @@
 //! `WEFT_CRASH_ROUNDS` sets the number of kills (default 20); `WEFT_CRASH_SEED` replays a
 //! run (the seed is printed).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly
+
 use std::{
     collections::{BTreeMap, BTreeSet},
     io::{BufRead, BufReader},
@@ -70,7 +72,9 @@ fn run_child_and_kill(path: &std::path::Path, kill_after: Duration) -> Acknowled
         let parts: Vec<&str> = line.split_whitespace().collect();
         match parts.as_slice() {
             ["DOC", id] => {
-                acknowledged.documents.insert(id.parse().expect("document id"));
+                acknowledged
+                    .documents
+                    .insert(id.parse().expect("document id"));
             }
             ["ACK", id, _writer, _n, hash] => {
                 let id: DocumentId = id.parse().expect("document id");

@@ -203,7 +203,7 @@ fn parse_heads(part: &str, bs58: bool) -> Result<Vec<ChangeHash>, UrlError> {
 }
 
 fn decode_hex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 || !text.is_ascii() {
+    if !text.len().is_multiple_of(2) || !text.is_ascii() {
         return None;
     }
     (0..text.len())

@@ -15,6 +15,11 @@ pub struct CompactionPolicy {
     /// Never compact before the incremental chunks reach this many bytes, so that small
     /// documents are not rewritten on every change. Default: 1024.
     pub min_incremental_bytes: u64,
+    /// When a document is unloaded (its last handle dropped) or the repo closed, compact if
+    /// the incremental chunks hold more than this share of the snapshot's size, so documents
+    /// at rest stay within this overhead of `Automerge::save` and load from one snapshot.
+    /// Default: 0.05.
+    pub idle_ratio: f64,
 }
 
 impl Default for CompactionPolicy {
@@ -22,6 +27,7 @@ impl Default for CompactionPolicy {
         Self {
             ratio: 1.0,
             min_incremental_bytes: 1024,
+            idle_ratio: 0.05,
         }
     }
 }
@@ -31,6 +37,11 @@ impl CompactionPolicy {
     pub fn should_compact(&self, snapshot_bytes: u64, incremental_bytes: u64) -> bool {
         incremental_bytes >= self.min_incremental_bytes
             && incremental_bytes as f64 >= snapshot_bytes as f64 * self.ratio
+    }
+
+    /// Whether a document being unloaded, stored as these sizes, should be compacted.
+    pub fn should_compact_idle(&self, snapshot_bytes: u64, incremental_bytes: u64) -> bool {
+        incremental_bytes > 0 && incremental_bytes as f64 > snapshot_bytes as f64 * self.idle_ratio
     }
 }
 

@@ -1,6 +1,6 @@
 //! [`DocHandle`]: the app's handle on one document.
 
-use std::sync::Arc;
+use std::{future::Future, sync::Arc};
 
 use automerge::{Automerge, AutomergeError, ChangeHash, transaction::Transaction};
 
@@ -9,7 +9,7 @@ use super::{
     document::{AppliedChange, Document},
     historic_view::HistoricView,
 };
-use crate::{AutomergeUrl, DocumentId, Error, Result};
+use crate::{AutomergeUrl, DocumentId, Result};
 
 /// A local change that is committed to storage.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,17 +56,18 @@ impl DocHandle {
         read(&self.document.read().doc)
     }
 
-    /// Reads the document on tokio's blocking pool, so that a long read never stalls the
+    /// Reads the document on the document's thread, so that a long read never stalls the
     /// async runtime.
-    pub async fn read<R, F>(&self, read: F) -> Result<R>
+    pub fn read<R, F>(&self, read: F) -> impl Future<Output = Result<R>> + Send + use<R, F>
     where
         F: FnOnce(&Automerge) -> R + Send + 'static,
         R: Send + 'static,
     {
         let document = self.document.clone();
-        tokio::task::spawn_blocking(move || read(&document.read().doc))
-            .await
-            .map_err(Error::from_join)
+        self.document
+            .repo
+            .executor
+            .run(self.document.id, move || read(&document.read().doc))
     }
 
     /// The document's current heads.
@@ -74,50 +75,63 @@ impl DocHandle {
         self.document.read().doc.get_heads()
     }
 
-    /// Changes the document and returns once the change is committed to storage.
+    /// Changes the document; the returned future resolves once the change is committed to
+    /// storage.
     ///
-    /// The closure runs on tokio's blocking pool inside an automerge transaction. If it
-    /// returns an error (or panics) the transaction is rolled back and nothing is written.
-    /// Otherwise the change is applied in memory, subscribers get a
-    /// [`DocEvent::Changed`](crate::DocEvent::Changed), and this future resolves once the
+    /// The change is queued when `change` is called, so changes are applied in the order of
+    /// the calls even when their futures are awaited later or together: an editor can keep
+    /// applying keystrokes while earlier ones are being written, and concurrent changes share
+    /// one SQLite transaction (group commit).
+    ///
+    /// The closure runs on the document's thread, never on the async runtime, inside an
+    /// automerge transaction. If it returns an error (or panics) the transaction is rolled
+    /// back and nothing is written. Otherwise the change is applied in memory, subscribers get
+    /// a [`DocEvent::Changed`](crate::DocEvent::Changed), and the future resolves once the
     /// change is in SQLite (or the in-memory store), with the new heads.
     ///
     /// If the write fails the error is returned; the change stays in the document and is
     /// written again with the next change or compaction, so it is not lost while the process
     /// lives.
-    pub async fn change<R, F>(&self, change: F) -> Result<Committed<R>>
+    pub fn change<R, F>(
+        &self,
+        change: F,
+    ) -> impl Future<Output = Result<Committed<R>>> + Send + use<R, F>
     where
         F: FnOnce(&mut Transaction<'_>) -> std::result::Result<R, AutomergeError> + Send + 'static,
         R: Send + 'static,
     {
         let document = self.document.clone();
-        let applied = tokio::task::spawn_blocking(move || document.apply_local(change))
-            .await
-            .map_err(Error::from_join)??;
-        let AppliedChange {
-            value,
-            heads,
-            hash,
-            write,
-        } = applied;
-        if let Some((chunk, write)) = write {
-            if let Err(error) = write.await {
-                self.document.write_failed(chunk);
-                return Err(error.into());
+        let target = document.clone();
+        let applied = document
+            .repo
+            .executor
+            .run(document.id, move || target.apply_local(change));
+        async move {
+            let AppliedChange {
+                value,
+                heads,
+                hash,
+                write,
+            } = applied.await??;
+            if let Some((chunk, write)) = write {
+                if let Err(error) = write.await {
+                    document.write_failed(chunk);
+                    return Err(error.into());
+                }
+                if document.claim_compaction(false) {
+                    let compacting = document.clone();
+                    document.repo.spawn_background(async move {
+                        // Failures are logged and retried after a later change.
+                        let _ = compacting.compact().await;
+                    });
+                }
             }
-            if self.document.claim_compaction() {
-                let document = self.document.clone();
-                self.document.repo.spawn_background(async move {
-                    // Failures are logged and retried after a later change.
-                    let _ = document.compact().await;
-                });
-            }
+            Ok(Committed {
+                value,
+                heads,
+                change: hash,
+            })
         }
-        Ok(Committed {
-            value,
-            heads,
-            change: hash,
-        })
     }
 
     /// Subscribes to the document's change events.
@@ -141,5 +155,21 @@ impl DocHandle {
     /// for the compaction policy.
     pub async fn compact(&self) -> Result<()> {
         self.document.clone().compact().await
+    }
+}
+
+impl Drop for DocHandle {
+    /// When the last handle of a document goes, the document is unloaded: first fold its
+    /// incremental chunks into a snapshot if they are more than a small share of it (the
+    /// policy's `idle_ratio`), so that documents at rest are stored compactly and load fast.
+    fn drop(&mut self) {
+        if Arc::strong_count(&self.document) == 1 && self.document.claim_compaction(true) {
+            let document = self.document.clone();
+            if !self.document.repo.spawn_background_if_running(async move {
+                let _ = document.compact().await;
+            }) {
+                self.document.release_compaction();
+            }
+        }
     }
 }

@@ -257,40 +257,55 @@ impl Document {
         }
     }
 
-    /// Whether a compaction is due; if so, marks one as running.
-    pub(crate) fn claim_compaction(&self) -> bool {
+    /// Whether a compaction is due (by the policy's active or idle threshold); if so, marks
+    /// one as running.
+    pub(crate) fn claim_compaction(&self, idle: bool) -> bool {
         let mut state = self.write();
+        let policy = &self.repo.config.compaction;
+        let (snapshot, incremental) = (
+            state.bytes_of(ChunkKind::Snapshot),
+            state.bytes_of(ChunkKind::Incremental),
+        );
         let due = !state.deleted
             && !state.compacting
-            && self.repo.config.compaction.should_compact(
-                state.bytes_of(ChunkKind::Snapshot),
-                state.bytes_of(ChunkKind::Incremental),
-            );
+            && if idle {
+                policy.should_compact_idle(snapshot, incremental)
+            } else {
+                policy.should_compact(snapshot, incremental)
+            };
         if due {
             state.compacting = true;
         }
         due
     }
 
+    /// Gives up a claimed compaction that could not be started.
+    pub(crate) fn release_compaction(&self) {
+        self.write().compacting = false;
+    }
+
     /// Saves a new snapshot and replaces every chunk it covers. Call after
     /// [`claim_compaction`](Self::claim_compaction) returned true (or to force one).
     pub(crate) async fn compact(self: Arc<Self>) -> Result<()> {
         let this = self.clone();
-        let prepared = tokio::task::spawn_blocking(move || {
-            let state = this.read();
-            if state.deleted {
-                return None;
-            }
-            let snapshot = Chunk::new(ChunkKind::Snapshot, state.doc.save());
-            let replaces: Vec<ChunkHash> = state
-                .stored
-                .iter()
-                .map(|c| c.hash)
-                .chain(state.unsaved.iter().map(Chunk::hash))
-                .collect();
-            Some((snapshot, replaces))
-        })
-        .await;
+        let prepared = self
+            .repo
+            .executor
+            .run(self.id, move || {
+                let state = this.read();
+                if state.deleted {
+                    return None;
+                }
+                let snapshot = Chunk::new(ChunkKind::Snapshot, state.doc.save());
+                let replaces: Vec<ChunkHash> = state
+                    .stored
+                    .iter()
+                    .map(|c| c.hash)
+                    .chain(state.unsaved.iter().map(Chunk::hash))
+                    .collect();
+                Some((snapshot, replaces))
+            })
+            .await;
         let outcome = match prepared {
             Ok(Some((snapshot, replaces))) => {
                 let write = WriteOp::Compact {
@@ -308,7 +323,7 @@ impl Document {
                 result.map_err(Error::from)
             }
             Ok(None) => Ok(()),
-            Err(error) => Err(Error::from_join(error)),
+            Err(error) => Err(error),
         };
         self.write().compacting = false;
         if let Err(error) = &outcome {

@@ -4,6 +4,7 @@ mod config;
 mod doc_event;
 mod doc_handle;
 mod document;
+mod executor;
 mod historic_view;
 #[allow(clippy::module_inception)]
 mod repo;

@@ -15,6 +15,7 @@ use super::{
     doc_event::DocEvent,
     doc_handle::DocHandle,
     document::{DocState, Document, load_untrusted, now_millis},
+    executor::Executor,
 };
 use crate::{
     DocumentId, Error, Result, StorageId,
@@ -42,11 +43,26 @@ pub(crate) struct RepoShared {
     loaded: Mutex<HashMap<DocumentId, Weak<Document>>>,
     /// Background work (compactions) awaited by [`Repo::close`].
     background: Mutex<JoinSet<()>>,
+    /// Threads for document work (closures, automerge loads and saves).
+    pub(crate) executor: Executor,
 }
 
 impl RepoShared {
     fn loaded(&self) -> MutexGuard<'_, HashMap<DocumentId, Weak<Document>>> {
         self.loaded.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Like [`spawn_background`](Self::spawn_background) from code that may run outside a
+    /// tokio runtime (a `Drop`); `false` if there is no runtime to run it on.
+    pub(crate) fn spawn_background_if_running(
+        &self,
+        work: impl Future<Output = ()> + Send + 'static,
+    ) -> bool {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return false;
+        }
+        self.spawn_background(work);
+        true
     }
 
     pub(crate) fn spawn_background(&self, work: impl Future<Output = ()> + Send + 'static) {
@@ -71,7 +87,7 @@ impl Repo {
     /// Like [`open`](Self::open), with a configuration.
     pub async fn open_with(path: impl AsRef<Path>, config: RepoConfig) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
-        let options = config.sqlite.clone();
+        let options = config.sqlite;
         let storage = tokio::task::spawn_blocking(move || SqliteStorage::open(path, options))
             .await
             .map_err(Error::from_join)??;
@@ -91,6 +107,7 @@ impl Repo {
                 config,
                 loaded: Mutex::new(HashMap::new()),
                 background: Mutex::new(JoinSet::new()),
+                executor: Executor::per_core(),
             }),
         }
     }
@@ -115,35 +132,42 @@ impl Repo {
     where
         F: FnOnce(&mut Transaction<'_>) -> std::result::Result<(), AutomergeError> + Send + 'static,
     {
-        let doc = tokio::task::spawn_blocking(move || {
-            let mut doc = Automerge::new().with_actor(ActorId::random());
-            doc.transact(init).map_err(|failure| failure.error)?;
-            Ok::<_, Error>(doc)
-        })
-        .await
-        .map_err(Error::from_join)??;
-        self.store_new(doc).await
+        let id = DocumentId::random();
+        let doc = self
+            .shared
+            .executor
+            .run(id, move || {
+                let mut doc = Automerge::new().with_actor(ActorId::random());
+                doc.transact(init).map_err(|failure| failure.error)?;
+                Ok::<_, Error>(doc)
+            })
+            .await??;
+        self.store_new(id, doc).await
     }
 
     /// Imports automerge bytes (from `export`, `Automerge::save` or any automerge-repo) as a
     /// new document with a new id. Bytes that are not an automerge document are refused with
     /// [`Error::InvalidDocument`].
     pub async fn import(&self, bytes: Vec<u8>) -> Result<DocHandle> {
-        let doc = tokio::task::spawn_blocking(move || load_untrusted(&bytes))
-            .await
-            .map_err(Error::from_join)?
+        let id = DocumentId::random();
+        let doc = self
+            .shared
+            .executor
+            .run(id, move || load_untrusted(&bytes))
+            .await?
             .map_err(Error::InvalidDocument)?;
-        self.store_new(doc.with_actor(ActorId::random())).await
+        self.store_new(id, doc.with_actor(ActorId::random())).await
     }
 
-    async fn store_new(&self, doc: Automerge) -> Result<DocHandle> {
-        let (doc, chunk) = tokio::task::spawn_blocking(move || {
-            let chunk = Chunk::new(ChunkKind::Snapshot, doc.save());
-            (doc, chunk)
-        })
-        .await
-        .map_err(Error::from_join)?;
-        let id = DocumentId::random();
+    async fn store_new(&self, id: DocumentId, doc: Automerge) -> Result<DocHandle> {
+        let (doc, chunk) = self
+            .shared
+            .executor
+            .run(id, move || {
+                let chunk = Chunk::new(ChunkKind::Snapshot, doc.save());
+                (doc, chunk)
+            })
+            .await?;
         let write = WriteOp::CreateDocument {
             id,
             chunk: chunk.clone(),
@@ -172,9 +196,11 @@ impl Repo {
             .load(id)
             .await?
             .ok_or(Error::DocumentNotFound(id))?;
-        let state = tokio::task::spawn_blocking(move || DocState::decode(id, &stored))
-            .await
-            .map_err(Error::from_join)??;
+        let state = self
+            .shared
+            .executor
+            .run(id, move || DocState::decode(id, &stored))
+            .await??;
         let mut loaded = self.shared.loaded();
         // Another task may have loaded it meanwhile: keep one copy.
         if let Some(document) = loaded.get(&id).and_then(Weak::upgrade) {
@@ -222,9 +248,23 @@ impl Repo {
         })
     }
 
-    /// Waits for background work (compactions), then closes the storage, checkpointing
-    /// SQLite's WAL. Handles still open fail with a storage error afterwards.
+    /// Compacts open documents that need it, waits for background work (compactions), then
+    /// closes the storage, checkpointing SQLite's WAL. Handles still open fail with a storage error afterwards.
     pub async fn close(&self) -> Result<()> {
+        // Documents still open are compacted as if unloaded.
+        let open: Vec<Arc<Document>> = self
+            .shared
+            .loaded()
+            .values()
+            .filter_map(Weak::upgrade)
+            .collect();
+        for document in open {
+            if document.claim_compaction(true) {
+                self.shared.spawn_background(async move {
+                    let _ = document.compact().await;
+                });
+            }
+        }
         let mut background = std::mem::take(
             &mut *self
                 .shared

@@ -20,7 +20,9 @@ type Output = Arc<Mutex<std::io::Stdout>>;
 
 fn print(out: &Output, line: &str) {
     // A small write to a pipe; flushed at once so the parent sees every acknowledgement.
-    let mut out = out.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut out = out
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let _ = writeln!(out, "{line}");
     let _ = out.flush();
 }
@@ -34,7 +36,9 @@ fn ack(out: &Output, id: DocumentId, writer: usize, n: u64, hash: Option<ChangeH
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let path = args.next().ok_or("usage: crash_writer <database> <writers>")?;
+    let path = args
+        .next()
+        .ok_or("usage: crash_writer <database> <writers>")?;
     let writers: usize = args.next().unwrap_or_else(|| "4".into()).parse()?;
     let out: Output = Arc::new(Mutex::new(std::io::stdout()));
     let repo = Repo::open(&path).await?;
@@ -44,12 +48,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .create_with(|tx| tx.put_object(ROOT, "log", ObjType::List).map(|_| ()))
         .await?;
     print(&out, &format!("DOC {}", shared.id()));
-    let log = shared.with_doc(|doc| {
-        doc.get(ROOT, "log")
-            .ok()
-            .flatten()
-            .map(|(_, id)| id)
-    });
+    let log = shared.with_doc(|doc| doc.get(ROOT, "log").ok().flatten().map(|(_, id)| id));
     let log = Arc::new(log.ok_or("the log list is missing")?);
 
     let mut tasks = Vec::new();

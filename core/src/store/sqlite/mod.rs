@@ -37,7 +37,7 @@ pub enum Synchronous {
 }
 
 /// Options for opening a [`SqliteStorage`].
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub struct SqliteOptions {
     /// Durability of commits. Default: [`Synchronous::Full`].
     pub synchronous: Synchronous,
@@ -45,6 +45,11 @@ pub struct SqliteOptions {
     pub max_batch: usize,
     /// How long a connection waits for a lock held by another process. Default: 5 s.
     pub busy_timeout: Duration,
+    /// Group commit delay: when the previous transaction held several submissions (so
+    /// writers are active concurrently), wait up to this long for one more before
+    /// committing. Raises changes per fsync under concurrency; a lone writer never waits.
+    /// Default: 250 µs.
+    pub commit_delay: Duration,
 }
 
 impl Default for SqliteOptions {
@@ -53,6 +58,7 @@ impl Default for SqliteOptions {
             synchronous: Synchronous::Full,
             max_batch: 1024,
             busy_timeout: Duration::from_secs(5),
+            commit_delay: Duration::from_micros(250),
         }
     }
 }
@@ -64,6 +70,8 @@ pub struct StoreStats {
     pub transactions: u64,
     /// Submissions written.
     pub submissions: u64,
+    /// Time the writer spent applying and committing transactions.
+    pub commit_time: Duration,
 }
 
 /// Documents in a SQLite database.
@@ -181,6 +189,7 @@ impl SqliteStorage {
             conn,
             queue,
             max_batch: options.max_batch.max(1),
+            commit_delay: options.commit_delay,
             counters: counters.clone(),
         };
         std::thread::Builder::new()
@@ -212,6 +221,7 @@ impl SqliteStorage {
         StoreStats {
             transactions: self.counters.transactions.load(Ordering::Relaxed),
             submissions: self.counters.submissions.load(Ordering::Relaxed),
+            commit_time: Duration::from_nanos(self.counters.commit_nanos.load(Ordering::Relaxed)),
         }
     }
 

@@ -22,11 +22,12 @@ pub(crate) fn apply_write(conn: &Connection, write: &WriteOp) -> Result<(), Stor
             heads,
             now,
         } => {
-            let inserted = conn.execute(
-                "INSERT OR IGNORE INTO documents (id, created_at, updated_at, heads)
-                 VALUES (?1, ?2, ?2, ?3)",
-                params![id.as_bytes(), now, encode_heads(heads)],
-            )?;
+            let inserted = conn
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO documents (id, created_at, updated_at, heads)
+                     VALUES (?1, ?2, ?2, ?3)",
+                )?
+                .execute(params![id.as_bytes(), now, encode_heads(heads)])?;
             if inserted == 0 {
                 return Err(StorageError::DocumentExists(*id));
             }
@@ -38,14 +39,32 @@ pub(crate) fn apply_write(conn: &Connection, write: &WriteOp) -> Result<(), Stor
             heads,
             now,
         } => {
-            let updated = conn.execute(
-                "UPDATE documents SET heads = ?2, updated_at = ?3 WHERE id = ?1",
-                params![id.as_bytes(), encode_heads(heads), now],
-            )?;
+            // One statement records the heads and counts the chunk in; the rare duplicate
+            // chunk is counted back out below.
+            let updated = conn
+                .prepare_cached(
+                    "UPDATE documents SET heads = ?2, updated_at = ?3,
+                         incremental_bytes = incremental_bytes + ?4,
+                         chunk_count = chunk_count + 1
+                     WHERE id = ?1",
+                )?
+                .execute(params![
+                    id.as_bytes(),
+                    encode_heads(heads),
+                    now,
+                    chunk.len() as i64
+                ])?;
             if updated == 0 {
                 return Err(StorageError::DocumentNotFound(*id));
             }
-            insert_chunk(conn, *id, chunk)?;
+            if !insert_chunk_row(conn, *id, chunk)? {
+                conn.prepare_cached(
+                    "UPDATE documents SET incremental_bytes = incremental_bytes - ?2,
+                         chunk_count = chunk_count - 1
+                     WHERE id = ?1",
+                )?
+                .execute(params![id.as_bytes(), chunk.len() as i64])?;
+            }
         }
         WriteOp::Compact {
             id,
@@ -60,6 +79,8 @@ pub(crate) fn apply_write(conn: &Connection, write: &WriteOp) -> Result<(), Stor
                 delete.execute(params![id.as_bytes(), hash.0, snapshot.hash().0])?;
             }
             insert_chunk(conn, *id, snapshot)?;
+            // Compactions are rare: recount what is left from the chunks themselves.
+            refresh_sizes(conn, *id)?;
         }
         WriteOp::DeleteDocument { id } => {
             // Chunks and sync states go with it (ON DELETE CASCADE).
@@ -79,20 +100,7 @@ pub(crate) fn apply_write(conn: &Connection, write: &WriteOp) -> Result<(), Stor
             )?;
         }
     }
-    if let Some(id) = sized_document(write) {
-        refresh_sizes(conn, id)?;
-    }
     Ok(())
-}
-
-/// The document whose size columns a write changes.
-fn sized_document(write: &WriteOp) -> Option<DocumentId> {
-    match write {
-        WriteOp::CreateDocument { id, .. }
-        | WriteOp::AppendChunk { id, .. }
-        | WriteOp::Compact { id, .. } => Some(*id),
-        WriteOp::DeleteDocument { .. } | WriteOp::PutSyncState { .. } => None,
-    }
 }
 
 fn require_document(conn: &Connection, id: DocumentId) -> Result<(), StorageError> {
@@ -106,16 +114,39 @@ fn require_document(conn: &Connection, id: DocumentId) -> Result<(), StorageErro
     }
 }
 
+/// Inserts a chunk row; `false` if the document has that chunk already.
+fn insert_chunk_row(
+    conn: &Connection,
+    id: DocumentId,
+    chunk: &Chunk,
+) -> Result<bool, StorageError> {
+    let inserted = conn
+        .prepare_cached(
+            "INSERT OR IGNORE INTO chunks (document_id, hash, kind, data) VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![
+            id.as_bytes(),
+            chunk.hash().0,
+            chunk.kind().code(),
+            chunk.bytes()
+        ])?;
+    Ok(inserted > 0)
+}
+
+/// Inserts a chunk (a no-op if the document has it already) and counts it in the document's
+/// size columns, so that writes cost the same however many chunks a document has.
 fn insert_chunk(conn: &Connection, id: DocumentId, chunk: &Chunk) -> Result<(), StorageError> {
-    conn.prepare_cached(
-        "INSERT OR IGNORE INTO chunks (document_id, hash, kind, data) VALUES (?1, ?2, ?3, ?4)",
-    )?
-    .execute(params![
-        id.as_bytes(),
-        chunk.hash().0,
-        chunk.kind().code(),
-        chunk.bytes()
-    ])?;
+    if insert_chunk_row(conn, id, chunk)? {
+        let column = match chunk.kind() {
+            ChunkKind::Snapshot => "snapshot_bytes",
+            ChunkKind::Incremental => "incremental_bytes",
+        };
+        conn.prepare_cached(&format!(
+            "UPDATE documents SET {column} = {column} + ?2, chunk_count = chunk_count + 1
+             WHERE id = ?1"
+        ))?
+        .execute(params![id.as_bytes(), chunk.len() as i64])?;
+    }
     Ok(())
 }
 

@@ -32,18 +32,21 @@ pub(crate) enum WriterMessage {
 pub(crate) struct WriterCounters {
     pub(crate) transactions: AtomicU64,
     pub(crate) submissions: AtomicU64,
+    pub(crate) commit_nanos: AtomicU64,
 }
 
 pub(crate) struct Writer {
     pub(crate) conn: Connection,
     pub(crate) queue: mpsc::Receiver<WriterMessage>,
     pub(crate) max_batch: usize,
+    pub(crate) commit_delay: std::time::Duration,
     pub(crate) counters: Arc<WriterCounters>,
 }
 
 impl Writer {
     /// Runs until the queue is closed or a `Close` message arrives.
     pub(crate) fn run(mut self) {
+        let mut last_batch = 0;
         while let Ok(first) = self.queue.recv() {
             let mut batch = Vec::new();
             let mut close = None;
@@ -51,14 +54,26 @@ impl Writer {
                 WriterMessage::Write(submission) => batch.push(submission),
                 WriterMessage::Close(reply) => close = Some(reply),
             }
-            // Take whatever else is already waiting: these share the transaction.
+            // Take whatever else is already waiting: these share the transaction. When the
+            // last transaction was shared, concurrent writers are active: give their next
+            // submissions a moment to arrive (group commit delay).
+            let mut waited = false;
             while close.is_none() && batch.len() < self.max_batch {
                 match self.queue.try_recv() {
                     Ok(WriterMessage::Write(submission)) => batch.push(submission),
                     Ok(WriterMessage::Close(reply)) => close = Some(reply),
+                    Err(_) if !waited && last_batch > 1 && !self.commit_delay.is_zero() => {
+                        waited = true;
+                        match self.queue.recv_timeout(self.commit_delay) {
+                            Ok(WriterMessage::Write(submission)) => batch.push(submission),
+                            Ok(WriterMessage::Close(reply)) => close = Some(reply),
+                            Err(_) => break,
+                        }
+                    }
                     Err(_) => break,
                 }
             }
+            last_batch = batch.len();
             if !batch.is_empty() {
                 self.commit_batch(batch);
             }
@@ -79,7 +94,11 @@ impl Writer {
         self.counters
             .submissions
             .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        let started = std::time::Instant::now();
         let outcome = self.apply(&batch);
+        self.counters
+            .commit_nanos
+            .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
         match outcome {
             Ok(results) => {
                 self.counters.transactions.fetch_add(1, Ordering::Relaxed);
@@ -103,30 +122,35 @@ impl Writer {
         &mut self,
         batch: &[Submission],
     ) -> Result<Vec<Result<(), StorageError>>, StorageError> {
-        let mut tx = self
+        let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut results = Vec::with_capacity(batch.len());
         for submission in batch {
-            let savepoint = tx.savepoint()?;
+            // Cached statements: rusqlite's `Savepoint` parses its SQL on every use.
+            tx.prepare_cached("SAVEPOINT submission")?.execute([])?;
             let result = submission
                 .writes
                 .iter()
-                .try_for_each(|write| queries::apply_write(&savepoint, write));
-            if result.is_ok() {
-                savepoint.commit()?;
+                .try_for_each(|write| queries::apply_write(&tx, write));
+            if result.is_err() {
+                tx.prepare_cached("ROLLBACK TO submission")?.execute([])?;
             }
-            // A savepoint dropped without commit rolls back to where it began.
+            tx.prepare_cached("RELEASE submission")?.execute([])?;
             results.push(result);
         }
-        tx.set_drop_behavior(rusqlite::DropBehavior::Commit);
         tx.commit()?;
         Ok(results)
     }
 
     fn checkpoint(&self) -> Result<(), StorageError> {
-        self.conn
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        let busy: i64 = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get(0))?;
+        if busy != 0 {
+            // Another connection is reading; the WAL is kept and replayed on the next open.
+            tracing::info!("WAL checkpoint deferred: the database is in use");
+        }
         Ok(())
     }
 }
