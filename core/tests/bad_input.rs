@@ -7,7 +7,7 @@ use std::path::Path;
 
 use weft::{
     DocumentId, Error, Repo,
-    automerge::{ROOT, transaction::Transactable},
+    automerge::{ROOT, ReadDoc, transaction::Transactable},
     store::{ChunkHash, StorageError},
 };
 
@@ -194,7 +194,7 @@ async fn a_truncated_write_ahead_log_loses_only_its_tail() {
     // What survived is a consistent earlier state: every listed document loads whole.
     for id in &listed {
         let doc = repo.find(*id).await.expect("a surviving document loads");
-        assert!(doc.with_doc(|d| weft::automerge::ReadDoc::length(d, ROOT)) <= 1);
+        assert!(doc.with_doc(|d| d.length(ROOT)) <= 1);
     }
     // The lost ones are simply not there.
     for id in ids.iter().filter(|id| !listed.contains(id)) {
