@@ -32,6 +32,11 @@ pub mod id;
 mod repo;
 pub mod store;
 
+/// The README's Rust code compiles (checked as a doctest).
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;
+
 pub use automerge;
 pub use error::{Error, Result};
 pub use id::{AutomergeUrl, DocumentId, StorageId};
