@@ -45,12 +45,20 @@ pub enum Error {
         /// The heads it does not have.
         missing: Vec<ChangeHash>,
     },
-    /// The change closure returned an error; nothing was changed.
-    #[error("change aborted: {0}")]
+    /// automerge refused an operation: the change closure returned this error (and nothing
+    /// was changed), or a read asked for something the document does not have.
+    #[error("automerge: {0}")]
     Automerge(#[from] automerge::AutomergeError),
     /// A closure given to the repo panicked; nothing it did was kept.
     #[error("a closure panicked: {0}")]
     Panicked(String),
+    /// The repo was closed; nothing more can be done with it.
+    #[error("the repo is closed")]
+    Closed,
+    /// A failure inside weft that is not the caller's doing (a thread could not start, an
+    /// automerge invariant did not hold). The message says which.
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 /// A `Result` with weft's [`Error`].
@@ -62,7 +70,7 @@ impl Error {
         if error.is_panic() {
             Self::from_panic(error.into_panic().as_ref())
         } else {
-            Self::Panicked("the task was cancelled".to_owned())
+            Self::Internal("the task was cancelled".to_owned())
         }
     }
 

@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use weft::{
-    DocumentId, Error, Repo,
+    DocumentId, Error, Repo, RepoConfig,
     automerge::{ROOT, ReadDoc, transaction::Transactable},
     store::{ChunkHash, StorageError},
 };
@@ -161,7 +161,11 @@ async fn a_truncated_database_file_is_refused_as_corrupt_and_left_alone() {
 async fn a_truncated_write_ahead_log_loses_only_its_tail() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("app.db");
-    let repo = Repo::open(&path).await.unwrap();
+    // No compaction: the copy below must not race a background write.
+    let mut config = RepoConfig::default();
+    config.compaction.ratio = f64::INFINITY;
+    config.compaction.idle_ratio = f64::INFINITY;
+    let repo = Repo::open_with(&path, config).await.unwrap();
     let mut ids = Vec::new();
     for n in 0..20 {
         let doc = repo.create().await.unwrap();
@@ -227,4 +231,28 @@ async fn automerge_fuzz_crashers_are_refused_without_panicking() {
     }
     assert_eq!(checked, 8);
     assert!(repo.list().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn another_applications_database_is_refused_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("other.db");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch("CREATE TABLE contacts (name TEXT); INSERT INTO contacts VALUES ('ada');")
+        .unwrap();
+    drop(conn);
+    let before = std::fs::read(&path).unwrap();
+    let result = Repo::open(&path).await;
+    assert!(
+        matches!(
+            result,
+            Err(Error::Storage(StorageError::ForeignDatabase { .. }))
+        ),
+        "{result:?}"
+    );
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        before,
+        "not even switched to WAL"
+    );
 }

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use weft::{
-    ChangeOrigin, DocEvent, Error, Repo,
+    ChangeOrigin, DocEvent, Error, Repo, RepoConfig,
     automerge::{
         ChangeHash, ObjType, ROOT, ReadDoc, ScalarValue, Value, transaction::Transactable,
     },
@@ -166,9 +166,9 @@ async fn a_view_at_earlier_heads_shows_the_old_state() {
         .unwrap();
 
     let view = doc.view_at(&first).unwrap();
-    assert_eq!(view.text(&text).unwrap(), "hello");
+    assert_eq!(view.text(&text).await.unwrap(), "hello");
     assert_eq!(doc.with_doc(|d| d.text(&text).unwrap()), "hello world");
-    let fork = view.fork().unwrap();
+    let fork = view.fork().await.unwrap();
     assert_eq!(fork.text(&text).unwrap(), "hello");
 
     let unknown = ChangeHash([9; 32]);
@@ -215,16 +215,29 @@ async fn an_unknown_document_is_not_found() {
 #[tokio::test]
 async fn handles_share_one_document_and_it_reloads_after_the_last_is_dropped() {
     let dir = tempfile::tempdir().unwrap();
-    let repo = Repo::open(dir.path().join("app.db")).await.unwrap();
+    // No compaction on unload: nothing else holds the document once its handles are gone.
+    let mut config = RepoConfig::default();
+    config.compaction.idle_ratio = f64::INFINITY;
+    let repo = Repo::open_with(dir.path().join("app.db"), config)
+        .await
+        .unwrap();
     let doc = repo.create().await.unwrap();
     let again = repo.find(doc.id()).await.unwrap();
     doc.change(|tx| tx.put(ROOT, "title", "shared"))
         .await
         .unwrap();
     assert_eq!(title(&again).as_deref(), Some("shared"));
-    let id = doc.id();
+    let actor = |handle: &weft::DocHandle| handle.with_doc(|d| d.get_actor().clone());
+    assert_eq!(
+        actor(&doc),
+        actor(&again),
+        "one document behind both handles"
+    );
+    let (id, first_actor) = (doc.id(), actor(&doc));
     drop((doc, again));
     let reloaded = repo.find(id).await.unwrap();
+    // Every load gets a fresh actor id: a different one shows it was loaded from storage.
+    assert_ne!(actor(&reloaded), first_actor);
     assert_eq!(title(&reloaded).as_deref(), Some("shared"));
 }
 
@@ -275,6 +288,12 @@ async fn automatic_compaction_keeps_storage_bounded() {
         let obj = list.clone();
         doc.change(move |tx| tx.insert(&obj, 0, n)).await.unwrap();
     }
+    // Before any unload or close: the policy must have compacted during the changes.
+    let meta = repo.list().await.unwrap().remove(0);
+    assert!(
+        meta.chunk_count < 400,
+        "no compaction while changing: {meta:?}"
+    );
     repo.close().await.unwrap(); // waits for background compactions
     let repo = Repo::open(dir.path().join("app.db")).await.unwrap();
     let meta = repo.list().await.unwrap().remove(0);
@@ -286,4 +305,20 @@ async fn automatic_compaction_keeps_storage_bounded() {
     assert!(meta.chunk_count < 500, "{meta:?}");
     let doc = repo.find(meta.id).await.unwrap();
     assert_eq!(doc.with_doc(|d| d.length(&list)), 500);
+}
+
+#[tokio::test]
+async fn a_closed_repo_refuses_work_and_closing_twice_is_fine() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = Repo::open(dir.path().join("app.db")).await.unwrap();
+    let doc = repo.create().await.unwrap();
+    repo.close().await.unwrap();
+    repo.close().await.unwrap();
+    assert!(matches!(
+        doc.change(|tx| tx.put(ROOT, "x", 1)).await,
+        Err(Error::Closed)
+    ));
+    assert!(matches!(repo.create().await, Err(Error::Closed)));
+    assert!(matches!(repo.find(doc.id()).await, Err(Error::Closed)));
+    assert_eq!(title(&doc), None, "the refused change was not applied");
 }

@@ -169,10 +169,19 @@ fn parse_segment(url: &str, segment: &str) -> Result<PathSegment, UrlError> {
         .decode_utf8()
         .map_err(|_| unsupported("percent-encoding is not UTF-8"))?;
     match decoded.as_bytes().first() {
-        Some(b'@') => decoded[1..]
-            .parse()
-            .map(PathSegment::Index)
-            .map_err(|_| unsupported("'@' must be followed by a list index")),
+        Some(b'@') => {
+            let digits = &decoded[1..];
+            // Only the canonical form `@<n>`, so that every URL has one spelling.
+            let canonical = !digits.is_empty()
+                && digits.bytes().all(|b| b.is_ascii_digit())
+                && (digits == "0" || !digits.starts_with('0'));
+            digits
+                .parse()
+                .ok()
+                .filter(|_| canonical)
+                .map(PathSegment::Index)
+                .ok_or_else(|| unsupported("'@' must be followed by a list index"))
+        }
         Some(b'{') => Err(unsupported("match patterns are not supported")),
         Some(b'[') => Err(unsupported("cursor ranges are not supported")),
         // A key that would read as an index, pattern or cursor is escaped with a '\'.
@@ -182,16 +191,24 @@ fn parse_segment(url: &str, segment: &str) -> Result<PathSegment, UrlError> {
     }
 }
 
+/// The longest head text worth decoding (32 bytes are 64 hex or about 50 base58 characters).
+const MAX_HEAD_TEXT: usize = 64;
+
+/// Parses heads, sorted (as `with_heads` keeps them) so that equal versions compare equal.
 fn parse_heads(part: &str, bs58: bool) -> Result<Vec<ChangeHash>, UrlError> {
     if part.is_empty() {
         return Ok(Vec::new());
     }
-    part.split('|')
+    let mut heads = part
+        .split('|')
         .map(|head| {
             let invalid = |reason| UrlError::InvalidHead {
-                head: head.to_owned(),
+                head: head.chars().take(MAX_HEAD_TEXT).collect(),
                 reason,
             };
+            if head.len() > MAX_HEAD_TEXT {
+                return Err(invalid("too long to be a change hash"));
+            }
             let bytes = if bs58 {
                 bs58check::decode(head).map_err(|_| invalid("not bs58check text"))?
             } else {
@@ -199,7 +216,9 @@ fn parse_heads(part: &str, bs58: bool) -> Result<Vec<ChangeHash>, UrlError> {
             };
             ChangeHash::try_from(bytes.as_slice()).map_err(|_| invalid("not a 32-byte hash"))
         })
-        .collect()
+        .collect::<Result<Vec<_>, _>>()?;
+    heads.sort();
+    Ok(heads)
 }
 
 fn decode_hex(text: &str) -> Option<Vec<u8>> {

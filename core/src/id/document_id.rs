@@ -24,12 +24,13 @@ pub enum IdError {
     /// The checksum does not match: the id was mistyped or cut short.
     #[error("document id {0:?} has a bad checksum (mistyped or truncated?)")]
     BadChecksum(String),
-    /// The id decodes to the wrong number of bytes.
-    #[error("document id {text:?} decodes to {len} bytes; a document id is 16 bytes")]
+    /// The id has the wrong length: it decodes to other than 16 bytes (`len` bytes), or its
+    /// text is far too long to be an id (`len` characters, `text` cut short).
+    #[error("document id {text:?} has the wrong length ({len}); a document id is 16 bytes")]
     WrongLength {
         /// The text that was parsed.
         text: String,
-        /// The number of bytes it decoded to.
+        /// The number of bytes it decoded to, or of characters when too long to decode.
         len: usize,
     },
 }
@@ -76,6 +77,14 @@ impl DocumentId {
         if text.is_empty() {
             return Err(IdError::Empty);
         }
+        // 20 bytes encode to at most 28 characters; refuse long input before the (quadratic)
+        // base58 decoding, since ids arrive from the network.
+        if text.len() > MAX_ID_TEXT {
+            return Err(IdError::WrongLength {
+                text: text.chars().take(MAX_ID_TEXT).collect(),
+                len: text.len(),
+            });
+        }
         let bytes = bs58check::decode(text).map_err(|error| match error {
             Bs58CheckError::NotBase58 => IdError::NotBase58(text.to_owned()),
             Bs58CheckError::TooShort | Bs58CheckError::BadChecksum => {
@@ -92,6 +101,9 @@ impl DocumentId {
         Ok(Self(array))
     }
 }
+
+/// The longest bs58check text worth decoding as an id (a 16-byte id is 22 to 28 characters).
+const MAX_ID_TEXT: usize = 40;
 
 /// A hyphenated UUID of version 1 to 5 with the RFC 4122 variant, or the nil UUID: what
 /// automerge-repo's `interpretAsDocumentId` accepts (`uuid.validate`).

@@ -8,6 +8,7 @@ use crate::store::SqliteOptions;
 /// chunks it replaces, in one transaction. It runs in the background after a change, never
 /// delaying the change's acknowledgement.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
 pub struct CompactionPolicy {
     /// Compact once the incremental chunks hold more than this share of the snapshot's size.
     /// Default: 1.0 (the incrementals outgrew the snapshot), as automerge-repo does.
@@ -47,6 +48,7 @@ impl CompactionPolicy {
 
 /// Configuration of a [`Repo`](crate::Repo).
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct RepoConfig {
     /// SQLite options (durability level, batching); ignored by in-memory repos.
     pub sqlite: SqliteOptions,

@@ -9,7 +9,7 @@ use super::{
     document::{AppliedChange, Document},
     historic_view::HistoricView,
 };
-use crate::{AutomergeUrl, DocumentId, Result};
+use crate::{AutomergeUrl, DocumentId, Error, Result, store::StorageError};
 
 /// A local change that is committed to storage.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,15 +49,16 @@ impl DocHandle {
 
     /// Reads the document in place, without copying it.
     ///
-    /// This takes the document's read lock: it waits while a change is being applied, and a
-    /// change waits for it. Keep the closure short; for long reads from async code use
-    /// [`read`](Self::read), which runs on the blocking pool.
+    /// This takes the document's read lock on the calling thread: it waits while a change is
+    /// being applied, and a change waits for it. Keep the closure short, and do not call
+    /// other methods of this document's handles or views inside it (the lock is not
+    /// re-entrant). For long reads from async code use [`read`](Self::read).
     pub fn with_doc<R>(&self, read: impl FnOnce(&Automerge) -> R) -> R {
         read(&self.document.read().doc)
     }
 
-    /// Reads the document on the document's thread, so that a long read never stalls the
-    /// async runtime.
+    /// Reads the document on the document's own thread, so that a long read never stalls
+    /// the async runtime (it does delay other work of documents on that thread).
     pub fn read<R, F>(&self, read: F) -> impl Future<Output = Result<R>> + Send + use<R, F>
     where
         F: FnOnce(&Automerge) -> R + Send + 'static,
@@ -70,9 +71,9 @@ impl DocHandle {
             .run(self.document.id, move || read(&document.read().doc))
     }
 
-    /// The document's current heads.
+    /// The document's current heads (without taking the document's lock).
     pub fn heads(&self) -> Vec<ChangeHash> {
-        self.document.read().doc.get_heads()
+        self.document.heads()
     }
 
     /// Changes the document; the returned future resolves once the change is committed to
@@ -102,28 +103,32 @@ impl DocHandle {
     {
         let document = self.document.clone();
         let target = document.clone();
-        let applied = document
-            .repo
-            .executor
-            .run(document.id, move || target.apply_local(change));
+        // Nothing is queued once the repo is closed.
+        let applied = (!document.repo.is_closed()).then(|| {
+            document
+                .repo
+                .executor
+                .run(document.id, move || target.apply_local(change))
+        });
         async move {
+            let applied = applied.ok_or(Error::Closed)?;
             let AppliedChange {
                 value,
                 heads,
                 hash,
-                write,
+                written,
             } = applied.await??;
-            if let Some((chunk, write)) = write {
-                if let Err(error) = write.await {
-                    document.write_failed(chunk);
-                    return Err(error.into());
+            if let Some(written) = written {
+                match written.await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(StorageError::DocumentNotFound(id))) => {
+                        return Err(Error::DocumentDeleted(id));
+                    }
+                    Ok(Err(error)) => return Err(error.into()),
+                    Err(_) => return Err(StorageError::Closed.into()),
                 }
                 if document.claim_compaction(false) {
-                    let compacting = document.clone();
-                    document.repo.spawn_background(async move {
-                        // Failures are logged and retried after a later change.
-                        let _ = compacting.compact().await;
-                    });
+                    document.spawn_claimed_compaction();
                 }
             }
             Ok(Committed {
@@ -154,7 +159,7 @@ impl DocHandle {
     /// Folds the document's incremental chunks into a new snapshot now, instead of waiting
     /// for the compaction policy.
     pub async fn compact(&self) -> Result<()> {
-        self.document.clone().compact().await
+        self.document.compact().await
     }
 }
 
@@ -162,14 +167,11 @@ impl Drop for DocHandle {
     /// When the last handle of a document goes, the document is unloaded: first fold its
     /// incremental chunks into a snapshot if they are more than a small share of it (the
     /// policy's `idle_ratio`), so that documents at rest are stored compactly and load fast.
+    /// Best effort (it needs a running tokio runtime); `Repo::close` does the same for every
+    /// document still loaded.
     fn drop(&mut self) {
         if Arc::strong_count(&self.document) == 1 && self.document.claim_compaction(true) {
-            let document = self.document.clone();
-            if !self.document.repo.spawn_background_if_running(async move {
-                let _ = document.compact().await;
-            }) {
-                self.document.release_compaction();
-            }
+            self.document.spawn_claimed_compaction();
         }
     }
 }

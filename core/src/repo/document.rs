@@ -1,9 +1,21 @@
 //! [`Document`]: one loaded document — its automerge state, what is stored of it, and the
 //! rules that keep the two in step (ordered writes, retries, compaction).
+//!
+//! Two locks, never held together by the same code except where noted:
+//! - `state` (`RwLock`): the automerge document. Changes take it for writing on the
+//!   document's executor thread; reads take it for reading.
+//! - `book` (`Mutex`): which chunks are stored, in flight or waiting for a retry, and their
+//!   sizes. Held only for a few instructions, so any thread may take it, including the
+//!   storage writer thread when it reports an outcome. `apply_local` takes it inside `state`.
 
 use std::{
+    collections::HashSet,
+    fmt,
     panic::{AssertUnwindSafe, catch_unwind},
-    sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard},
+    sync::{
+        Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard,
+        atomic::{AtomicBool, Ordering},
+    },
     time::{SystemTime, UNIX_EPOCH},
 };
 
@@ -11,7 +23,7 @@ use automerge::{
     ActorId, Automerge, AutomergeError, ChangeHash, LoadOptions, OnPartialLoad, PatchLog, ReadDoc,
     VerificationMode, transaction::Transaction,
 };
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, oneshot};
 
 use super::{
     doc_event::{ChangeOrigin, DocChange, DocEvent},
@@ -19,43 +31,88 @@ use super::{
 };
 use crate::{
     DocumentId, Error, Result,
-    store::{Chunk, ChunkHash, ChunkKind, StorageFuture, StoredDocument, WriteOp},
+    store::{Chunk, ChunkHash, ChunkKind, StorageError, StoredDocument, WriteOp},
 };
 
 /// A loaded document, shared by all its handles.
-#[derive(Debug)]
 pub(crate) struct Document {
     pub(crate) id: DocumentId,
     state: RwLock<DocState>,
+    book: Mutex<StorageBook>,
+    /// The heads after the last applied change, readable without the document lock.
+    heads: Mutex<Vec<ChangeHash>>,
+    /// Serialises compactions of this document.
+    compaction: tokio::sync::Mutex<()>,
+    /// A background compaction is queued or running.
+    compaction_queued: AtomicBool,
     pub(crate) events: broadcast::Sender<DocEvent>,
     pub(crate) repo: Arc<RepoShared>,
 }
 
-#[derive(Debug)]
+impl fmt::Debug for Document {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Document")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
 pub(crate) struct DocState {
     pub(crate) doc: Automerge,
+    /// Deleted (or being deleted): changes are refused.
     pub(crate) deleted: bool,
-    /// Chunks submitted to storage (written or in flight): what a compaction replaces.
-    stored: Vec<StoredChunk>,
-    /// Chunks whose write failed; they are submitted again with the next change, and any
-    /// compaction covers them.
+}
+
+/// What is stored of the document, as far as this process knows.
+#[derive(Debug, Default)]
+struct StorageBook {
+    /// Chunks whose write succeeded.
+    stored: Vec<(ChunkHash, ChunkKind, u64)>,
+    /// Chunks submitted whose outcome is not known yet.
+    pending: Vec<Chunk>,
+    /// Chunks whose write failed: submitted again with the next change, covered by the next
+    /// compaction, flushed when the document is unloaded.
     unsaved: Vec<Chunk>,
-    compacting: bool,
+    /// Storage said the document is gone: stop writing.
+    gone: bool,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct StoredChunk {
-    hash: ChunkHash,
-    kind: ChunkKind,
-    len: u64,
-}
+impl StorageBook {
+    fn sizes(&self) -> (u64, u64) {
+        let (mut snapshot, mut incremental) = (0, 0);
+        let all = self
+            .stored
+            .iter()
+            .map(|(_, kind, len)| (*kind, *len))
+            .chain(
+                self.pending
+                    .iter()
+                    .chain(&self.unsaved)
+                    .map(|chunk| (chunk.kind(), chunk.len() as u64)),
+            );
+        for (kind, len) in all {
+            match kind {
+                ChunkKind::Snapshot => snapshot += len,
+                ChunkKind::Incremental => incremental += len,
+            }
+        }
+        (snapshot, incremental)
+    }
 
-impl From<&Chunk> for StoredChunk {
-    fn from(chunk: &Chunk) -> Self {
-        Self {
-            hash: chunk.hash(),
-            kind: chunk.kind(),
-            len: chunk.len() as u64,
+    /// Records a submission's outcome.
+    fn settle(&mut self, chunks: &[ChunkHash], result: &std::result::Result<(), StorageError>) {
+        for hash in chunks {
+            let Some(index) = self.pending.iter().position(|c| c.hash() == *hash) else {
+                continue; // covered by a compaction meanwhile
+            };
+            let chunk = self.pending.swap_remove(index);
+            match result {
+                Ok(()) => self
+                    .stored
+                    .push((chunk.hash(), chunk.kind(), chunk.len() as u64)),
+                Err(StorageError::DocumentNotFound(_)) => self.gone = true,
+                Err(_) => self.unsaved.push(chunk),
+            }
         }
     }
 }
@@ -65,7 +122,8 @@ pub(crate) struct AppliedChange<R> {
     pub(crate) value: R,
     pub(crate) heads: Vec<ChangeHash>,
     pub(crate) hash: Option<ChangeHash>,
-    pub(crate) write: Option<(Chunk, StorageFuture<()>)>,
+    /// Resolves with the write's outcome; `None` if nothing was written.
+    pub(crate) written: Option<oneshot::Receiver<std::result::Result<(), StorageError>>>,
 }
 
 pub(crate) fn now_millis() -> i64 {
@@ -89,18 +147,13 @@ pub(crate) fn load_untrusted(bytes: &[u8]) -> std::result::Result<Automerge, Str
     }
 }
 
-impl DocState {
-    /// A document as it was just stored by a create.
-    pub(crate) fn created(doc: Automerge, first: &Chunk) -> Self {
-        Self {
-            doc,
-            deleted: false,
-            stored: vec![first.into()],
-            unsaved: Vec::new(),
-            compacting: false,
-        }
-    }
+/// A document rebuilt from storage, ready to become a [`Document`].
+pub(crate) struct Decoded {
+    doc: Automerge,
+    stored: Vec<(ChunkHash, ChunkKind, u64)>,
+}
 
+impl Decoded {
     /// Rebuilds a document from storage. Blocking: CPU-bound automerge work.
     pub(crate) fn decode(id: DocumentId, stored: &StoredDocument) -> Result<Self> {
         let mut bytes = Vec::with_capacity(stored.chunks.iter().map(Chunk::len).sum::<usize>());
@@ -113,32 +166,66 @@ impl DocState {
             }
             bytes.extend_from_slice(chunk.bytes());
         }
-        let doc = load_untrusted(&bytes).map_err(|reason| Error::CorruptDocument {
+        let corrupt = |reason: String| Error::CorruptDocument {
             document: id,
             reason,
-        })?;
+        };
+        let doc = load_untrusted(&bytes).map_err(corrupt)?;
+        // automerge loads a snapshot followed by changes whose dependencies are missing
+        // without an error (it queues them); for us that is lost history.
+        let missing = doc.get_missing_deps(&[]);
+        if !missing.is_empty() {
+            return Err(corrupt(format!(
+                "{} changes it depends on are missing",
+                missing.len()
+            )));
+        }
+        if let Some(head) = stored
+            .meta
+            .heads
+            .iter()
+            .find(|h| doc.get_change_meta_by_hash(h).is_none())
+        {
+            return Err(corrupt(format!(
+                "its recorded head {head} is not in its chunks"
+            )));
+        }
         Ok(Self {
             doc: doc.with_actor(ActorId::random()),
-            deleted: false,
-            stored: stored.chunks.iter().map(StoredChunk::from).collect(),
-            unsaved: Vec::new(),
-            compacting: false,
+            stored: stored
+                .chunks
+                .iter()
+                .map(|c| (c.hash(), c.kind(), c.len() as u64))
+                .collect(),
         })
     }
 
-    fn bytes_of(&self, kind: ChunkKind) -> u64 {
-        let stored = self.stored.iter().filter(|c| c.kind == kind).map(|c| c.len);
-        let unsaved = self.unsaved.iter().filter(|c| c.kind() == kind);
-        stored.sum::<u64>() + unsaved.map(|c| c.len() as u64).sum::<u64>()
+    /// A document that was just created with `first` as its stored chunk.
+    pub(crate) fn created(doc: Automerge, first: &Chunk) -> Self {
+        Self {
+            doc,
+            stored: vec![(first.hash(), first.kind(), first.len() as u64)],
+        }
     }
 }
 
 impl Document {
-    pub(crate) fn new(id: DocumentId, state: DocState, repo: Arc<RepoShared>) -> Self {
+    pub(crate) fn new(id: DocumentId, decoded: Decoded, repo: Arc<RepoShared>) -> Self {
         let (events, _) = broadcast::channel(repo.config.event_capacity.max(1));
+        let heads = decoded.doc.get_heads();
         Self {
             id,
-            state: RwLock::new(state),
+            state: RwLock::new(DocState {
+                doc: decoded.doc,
+                deleted: false,
+            }),
+            book: Mutex::new(StorageBook {
+                stored: decoded.stored,
+                ..StorageBook::default()
+            }),
+            heads: Mutex::new(heads),
+            compaction: tokio::sync::Mutex::new(()),
+            compaction_queued: AtomicBool::new(false),
             events,
             repo,
         }
@@ -154,15 +241,28 @@ impl Document {
         self.state.write().unwrap_or_else(PoisonError::into_inner)
     }
 
+    fn book(&self) -> MutexGuard<'_, StorageBook> {
+        self.book.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The heads after the last applied change.
+    pub(crate) fn heads(&self) -> Vec<ChangeHash> {
+        self.heads
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
     /// Applies a local change in memory and submits its chunk to storage while still holding
-    /// the lock, so that chunks reach storage in the order their changes were made.
-    /// Blocking: runs the caller's closure and automerge work.
-    pub(crate) fn apply_local<R, F>(&self, change: F) -> Result<AppliedChange<R>>
+    /// the lock, so that chunks reach storage in the order their changes were made. The
+    /// write's outcome is recorded when storage reports it, whether or not the caller still
+    /// waits. Blocking: runs the caller's closure and automerge work.
+    pub(crate) fn apply_local<R, F>(self: &Arc<Self>, change: F) -> Result<AppliedChange<R>>
     where
         F: FnOnce(&mut Transaction<'_>) -> std::result::Result<R, AutomergeError>,
     {
         let mut state = self.write();
-        if state.deleted {
+        if state.deleted || self.book().gone {
             return Err(Error::DocumentDeleted(self.id));
         }
         let emit_patches = self.events.receiver_count() > 0;
@@ -171,11 +271,10 @@ impl Document {
         } else {
             PatchLog::inactive()
         };
-        // A fresh patch log always belongs to the document it is started on.
         let mut tx = state
             .doc
             .transaction_log_patches(log)
-            .map_err(|error| Error::Panicked(error.to_string()))?;
+            .map_err(|error| Error::Internal(error.to_string()))?;
         let value = match change(&mut tx) {
             Ok(value) => value,
             Err(error) => {
@@ -190,15 +289,16 @@ impl Document {
                 value,
                 heads,
                 hash: None,
-                write: None,
+                written: None,
             });
         };
+        *self.heads.lock().unwrap_or_else(PoisonError::into_inner) = heads.clone();
         let mut change = state
             .doc
             .get_change_by_hash(&hash)
-            .ok_or_else(|| Error::Panicked(format!("committed change {hash} is missing")))?;
+            .ok_or_else(|| Error::Internal(format!("committed change {hash} is missing")))?;
         let chunk = Chunk::new(ChunkKind::Incremental, change.bytes().into_owned());
-        let write = self.submit_chunk(&mut state, chunk.clone(), heads.clone());
+        let written = self.submit_chunks(chunk, &heads);
         if emit_patches {
             let patches = state.doc.make_patches(&mut log);
             self.emit(DocEvent::Changed(DocChange {
@@ -207,86 +307,88 @@ impl Document {
                 patches: Arc::new(patches),
             }));
         }
+        drop(state);
         Ok(AppliedChange {
             value,
             heads,
             hash: Some(hash),
-            write: Some((chunk, write)),
+            written: Some(written),
         })
     }
 
-    /// Submits a chunk (with any chunks whose earlier write failed) under the state lock.
-    fn submit_chunk(
-        &self,
-        state: &mut DocState,
+    /// Submits `chunk`, preceded by any chunks whose earlier write failed, as one atomic
+    /// submission. Call with the document's write lock held (it orders the submissions).
+    fn submit_chunks(
+        self: &Arc<Self>,
         chunk: Chunk,
-        heads: Vec<ChangeHash>,
-    ) -> StorageFuture<()> {
+        heads: &[ChangeHash],
+    ) -> oneshot::Receiver<std::result::Result<(), StorageError>> {
+        let chunks: Vec<Chunk> = {
+            let mut book = self.book();
+            let mut chunks = std::mem::take(&mut book.unsaved);
+            chunks.push(chunk);
+            book.pending.extend(chunks.iter().cloned());
+            chunks
+        };
+        let hashes: Vec<ChunkHash> = chunks.iter().map(Chunk::hash).collect();
         let now = now_millis();
-        let mut writes: Vec<WriteOp> = state
-            .unsaved
-            .drain(..)
-            .map(|retry| WriteOp::AppendChunk {
+        let writes = chunks
+            .into_iter()
+            .map(|chunk| WriteOp::AppendChunk {
                 id: self.id,
-                chunk: retry,
-                heads: heads.clone(),
+                chunk,
+                heads: heads.to_vec(),
                 now,
             })
             .collect();
-        for write in &writes {
-            if let WriteOp::AppendChunk { chunk, .. } = write {
-                state.stored.push(chunk.into());
-            }
-        }
-        state.stored.push((&chunk).into());
-        writes.push(WriteOp::AppendChunk {
-            id: self.id,
-            chunk,
-            heads,
-            now,
-        });
-        self.repo.storage.submit(writes)
-    }
-
-    /// Records that a chunk's write failed, so the next change or compaction stores it.
-    pub(crate) fn write_failed(&self, chunk: Chunk) {
-        let mut state = self.write();
-        state.stored.retain(|stored| stored.hash != chunk.hash());
-        if !state.deleted && !state.unsaved.iter().any(|c| c.hash() == chunk.hash()) {
-            state.unsaved.push(chunk);
-        }
-    }
-
-    /// Whether a compaction is due (by the policy's active or idle threshold); if so, marks
-    /// one as running.
-    pub(crate) fn claim_compaction(&self, idle: bool) -> bool {
-        let mut state = self.write();
-        let policy = &self.repo.config.compaction;
-        let (snapshot, incremental) = (
-            state.bytes_of(ChunkKind::Snapshot),
-            state.bytes_of(ChunkKind::Incremental),
+        let (sender, written) = oneshot::channel();
+        let document = self.clone();
+        self.repo.storage.submit_with(
+            writes,
+            Box::new(move |result| {
+                document.book().settle(&hashes, &result);
+                let _ = sender.send(result);
+            }),
         );
-        let due = !state.deleted
-            && !state.compacting
-            && if idle {
-                policy.should_compact_idle(snapshot, incremental)
-            } else {
-                policy.should_compact(snapshot, incremental)
-            };
-        if due {
-            state.compacting = true;
+        written
+    }
+
+    /// Whether a compaction is due by the policy (`idle`: the lower threshold used when the
+    /// document is unloaded); if so, marks one as queued. Cheap: takes only the book lock.
+    pub(crate) fn claim_compaction(&self, idle: bool) -> bool {
+        let (snapshot, incremental) = {
+            let book = self.book();
+            if book.gone {
+                return false;
+            }
+            book.sizes()
+        };
+        let policy = &self.repo.config.compaction;
+        let due = if idle {
+            policy.should_compact_idle(snapshot, incremental)
+        } else {
+            policy.should_compact(snapshot, incremental)
+        };
+        due && !self.compaction_queued.swap(true, Ordering::AcqRel)
+    }
+
+    /// Runs a claimed compaction in the background (if a tokio runtime is running), releasing
+    /// the claim when it ends however it ends.
+    pub(crate) fn spawn_claimed_compaction(self: &Arc<Self>) {
+        let document = self.clone();
+        let started = self.repo.spawn_background(async move {
+            let _release = ReleaseClaim(&document.compaction_queued);
+            // Failures are logged and retried after a later change.
+            let _ = document.compact().await;
+        });
+        if !started {
+            self.compaction_queued.store(false, Ordering::Release);
         }
-        due
     }
 
-    /// Gives up a claimed compaction that could not be started.
-    pub(crate) fn release_compaction(&self) {
-        self.write().compacting = false;
-    }
-
-    /// Saves a new snapshot and replaces every chunk it covers. Call after
-    /// [`claim_compaction`](Self::claim_compaction) returned true (or to force one).
-    pub(crate) async fn compact(self: Arc<Self>) -> Result<()> {
+    /// Saves a new snapshot and replaces every chunk it covers, in one transaction.
+    pub(crate) async fn compact(self: &Arc<Self>) -> Result<()> {
+        let _serial = self.compaction.lock().await;
         let this = self.clone();
         let prepared = self
             .repo
@@ -297,43 +399,100 @@ impl Document {
                     return None;
                 }
                 let snapshot = Chunk::new(ChunkKind::Snapshot, state.doc.save());
-                let replaces: Vec<ChunkHash> = state
+                // Every chunk submitted so far holds changes the snapshot has (the lock
+                // excludes changes), so all of them are replaced, written or not.
+                let mut book = this.book();
+                let covered = std::mem::take(&mut book.unsaved);
+                let replaces: Vec<ChunkHash> = book
                     .stored
                     .iter()
-                    .map(|c| c.hash)
-                    .chain(state.unsaved.iter().map(Chunk::hash))
+                    .map(|(hash, _, _)| *hash)
+                    .chain(book.pending.iter().map(Chunk::hash))
+                    .chain(covered.iter().map(Chunk::hash))
                     .collect();
-                Some((snapshot, replaces))
+                Some((snapshot, replaces, covered))
             })
-            .await;
-        let outcome = match prepared {
-            Ok(Some((snapshot, replaces))) => {
-                let write = WriteOp::Compact {
-                    id: self.id,
-                    snapshot: snapshot.clone(),
-                    replaces: replaces.clone(),
-                };
-                let result = self.repo.storage.submit(vec![write]).await;
-                let mut state = self.write();
-                if result.is_ok() {
-                    state.stored.retain(|c| !replaces.contains(&c.hash));
-                    state.unsaved.retain(|c| !replaces.contains(&c.hash()));
-                    state.stored.insert(0, (&snapshot).into());
-                }
-                result.map_err(Error::from)
-            }
-            Ok(None) => Ok(()),
-            Err(error) => Err(error),
+            .await?;
+        let Some((snapshot, replaces, covered)) = prepared else {
+            return Ok(());
         };
-        self.write().compacting = false;
-        if let Err(error) = &outcome {
-            tracing::warn!(document = %self.id, %error, "compaction failed; will retry later");
+        let write = WriteOp::Compact {
+            id: self.id,
+            snapshot: snapshot.clone(),
+            replaces: replaces.clone(),
+        };
+        let result = self.repo.storage.submit(vec![write]).await;
+        let mut book = self.book();
+        match &result {
+            Ok(()) => {
+                let replaced: HashSet<ChunkHash> = replaces.into_iter().collect();
+                book.stored.retain(|(hash, _, _)| !replaced.contains(hash));
+                book.unsaved
+                    .retain(|chunk| !replaced.contains(&chunk.hash()));
+                book.stored
+                    .push((snapshot.hash(), ChunkKind::Snapshot, snapshot.len() as u64));
+            }
+            Err(StorageError::DocumentNotFound(_)) => book.gone = true,
+            Err(error) => {
+                tracing::warn!(document = %self.id, %error, "compaction failed; will retry later");
+                book.unsaved.extend(covered);
+            }
         }
-        outcome
+        drop(book);
+        result.map_err(Error::from)
+    }
+
+    /// Marks the document deleted (or not, if the delete failed).
+    pub(crate) fn set_deleted(&self, deleted: bool) {
+        self.write().deleted = deleted;
     }
 
     pub(crate) fn emit(&self, event: DocEvent) {
         // No subscriber is not an error.
         let _ = self.events.send(event);
+    }
+}
+
+impl Drop for Document {
+    /// Chunks whose write failed are written once more when the document is unloaded, so a
+    /// transient storage error loses nothing while the process lives.
+    fn drop(&mut self) {
+        let book = self.book.get_mut().unwrap_or_else(PoisonError::into_inner);
+        if book.unsaved.is_empty() || book.gone {
+            return;
+        }
+        let heads = self
+            .heads
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let id = self.id;
+        let writes = std::mem::take(&mut book.unsaved)
+            .into_iter()
+            .map(|chunk| WriteOp::AppendChunk {
+                id,
+                chunk,
+                heads: heads.clone(),
+                now: now_millis(),
+            })
+            .collect();
+        self.repo.storage.submit_with(
+            writes,
+            Box::new(move |result| {
+                if let Err(error) = result {
+                    tracing::error!(document = %id, %error, "changes could not be stored");
+                }
+            }),
+        );
+    }
+}
+
+/// Clears a "compaction queued" flag when dropped, so a cancelled or failed compaction never
+/// leaves it set (automerge-repo's PR #672 fixed such a stuck flag).
+struct ReleaseClaim<'a>(&'a AtomicBool);
+
+impl Drop for ReleaseClaim<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
     }
 }

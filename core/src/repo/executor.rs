@@ -55,7 +55,7 @@ impl Executor {
                     job();
                 }
             })
-            .map_err(|error| Error::Panicked(format!("cannot start a document thread: {error}")))?;
+            .map_err(|error| Error::Internal(format!("cannot start a document thread: {error}")))?;
         queues[index] = Some(sender.clone());
         Ok(sender)
     }
@@ -79,14 +79,14 @@ impl Executor {
         let queued = self.queue(document).and_then(|queue| {
             queue
                 .send(job)
-                .map_err(|_| Error::Panicked("the document thread stopped".to_owned()))
+                .map_err(|_| Error::Internal("the document thread stopped".to_owned()))
         });
         async move {
             queued?;
             match result.await {
                 Ok(Ok(value)) => Ok(value),
                 Ok(Err(panic)) => Err(Error::from_panic(panic.as_ref())),
-                Err(_) => Err(Error::Panicked("the document thread stopped".to_owned())),
+                Err(_) => Err(Error::Internal("the document thread stopped".to_owned())),
             }
         }
     }

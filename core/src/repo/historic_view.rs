@@ -43,23 +43,44 @@ impl HistoricView {
     }
 
     /// Reads the document with automerge's `*_at` methods at [`heads`](Self::heads), e.g.
-    /// `view.read(|doc, heads| doc.text_at(&text, heads))`. Holds the document's read lock.
+    /// `view.read(|doc, heads| doc.text_at(&text, heads))`. Takes the document's read lock on
+    /// the calling thread, like [`DocHandle::with_doc`](crate::DocHandle::with_doc).
     pub fn read<R>(&self, read: impl FnOnce(&Automerge, &[ChangeHash]) -> R) -> R {
         read(&self.document.read().doc, &self.heads)
     }
 
+    /// Runs `read` on the document's thread (off the async runtime) at these heads.
+    async fn read_off_runtime<R, F>(&self, read: F) -> Result<R>
+    where
+        F: FnOnce(&Automerge, &[ChangeHash]) -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        let (document, heads) = (self.document.clone(), self.heads.clone());
+        self.document
+            .repo
+            .executor
+            .run(self.document.id, move || read(&document.read().doc, &heads))
+            .await
+    }
+
     /// The whole document at these heads as a plain value tree.
-    pub fn hydrate(&self) -> hydrate::Value {
-        self.read(|doc, heads| doc.hydrate(Some(heads)))
+    pub async fn hydrate(&self) -> Result<hydrate::Value> {
+        self.read_off_runtime(|doc, heads| doc.hydrate(Some(heads)))
+            .await
     }
 
     /// The text of `obj` at these heads.
-    pub fn text(&self, obj: &automerge::ObjId) -> Result<String> {
-        Ok(self.read(|doc, heads| doc.text_at(obj, heads))?)
+    pub async fn text(&self, obj: &automerge::ObjId) -> Result<String> {
+        let obj = obj.clone();
+        Ok(self
+            .read_off_runtime(move |doc, heads| doc.text_at(&obj, heads))
+            .await??)
     }
 
     /// An owned, independent copy of the document at these heads.
-    pub fn fork(&self) -> Result<Automerge> {
-        Ok(self.read(|doc, heads| doc.fork_at(heads))?)
+    pub async fn fork(&self) -> Result<Automerge> {
+        Ok(self
+            .read_off_runtime(|doc, heads| doc.fork_at(heads))
+            .await??)
     }
 }

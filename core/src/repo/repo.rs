@@ -1,20 +1,23 @@
 //! [`Repo`]: the documents of one replica, and where they are stored.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     future::Future,
     path::Path,
-    sync::{Arc, Mutex, MutexGuard, PoisonError, Weak},
+    sync::{
+        Arc, Mutex, MutexGuard, PoisonError, Weak,
+        atomic::{AtomicBool, Ordering},
+    },
 };
 
 use automerge::{ActorId, Automerge, AutomergeError, transaction::Transaction};
-use tokio::task::JoinSet;
+use tokio_util::task::TaskTracker;
 
 use super::{
     config::RepoConfig,
     doc_event::DocEvent,
     doc_handle::DocHandle,
-    document::{DocState, Document, load_untrusted, now_millis},
+    document::{Decoded, Document, load_untrusted, now_millis},
     executor::Executor,
 };
 use crate::{
@@ -27,9 +30,9 @@ use crate::{
 
 /// The documents of one replica (a device or a relay) and their storage.
 ///
-/// `Repo` is a cheap clonable handle. Every method is async and keeps blocking work (SQLite,
-/// automerge loading and saving, change closures) off the async runtime's worker threads, so
-/// it must be used inside a tokio runtime.
+/// `Repo` is a cheap clonable handle. Its async methods keep blocking work (SQLite, automerge
+/// loading and saving, change closures) off the async runtime's worker threads; they must
+/// run inside a tokio runtime.
 #[derive(Debug, Clone)]
 pub struct Repo {
     shared: Arc<RepoShared>,
@@ -41,10 +44,14 @@ pub(crate) struct RepoShared {
     pub(crate) config: RepoConfig,
     /// Loaded documents; an entry dies with the last handle of its document.
     loaded: Mutex<HashMap<DocumentId, Weak<Document>>>,
-    /// Background work (compactions) awaited by [`Repo::close`].
-    background: Mutex<JoinSet<()>>,
+    /// Documents deleted (or being deleted) by this repo, so a `find` that raced the delete
+    /// does not bring one back.
+    deleted: Mutex<HashSet<DocumentId>>,
+    /// Background work (compactions), awaited by [`Repo::close`] and never aborted.
+    background: TaskTracker,
     /// Threads for document work (closures, automerge loads and saves).
     pub(crate) executor: Executor,
+    closed: AtomicBool,
 }
 
 impl RepoShared {
@@ -52,27 +59,32 @@ impl RepoShared {
         self.loaded.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Like [`spawn_background`](Self::spawn_background) from code that may run outside a
-    /// tokio runtime (a `Drop`); `false` if there is no runtime to run it on.
-    pub(crate) fn spawn_background_if_running(
-        &self,
-        work: impl Future<Output = ()> + Send + 'static,
-    ) -> bool {
-        if tokio::runtime::Handle::try_current().is_err() {
-            return false;
-        }
-        self.spawn_background(work);
-        true
+    fn deleted(&self) -> MutexGuard<'_, HashSet<DocumentId>> {
+        self.deleted.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    pub(crate) fn spawn_background(&self, work: impl Future<Output = ()> + Send + 'static) {
-        let mut background = self
-            .background
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        // Reap finished tasks so the set does not grow.
-        while background.try_join_next().is_some() {}
-        background.spawn(work);
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Runs `work` in the background if a tokio runtime is running (`false` otherwise, e.g.
+    /// from a `Drop` outside any runtime).
+    pub(crate) fn spawn_background(&self, work: impl Future<Output = ()> + Send + 'static) -> bool {
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                self.background.spawn_on(work, &runtime);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    fn ensure_open(&self) -> Result<()> {
+        if self.is_closed() {
+            Err(Error::Closed)
+        } else {
+            Ok(())
+        }
     }
 }
 
@@ -96,7 +108,12 @@ impl Repo {
 
     /// A repo that keeps its documents in memory only: for tests and ephemeral apps.
     pub fn in_memory() -> Self {
-        Self::with_storage(Arc::new(MemoryStorage::new()), RepoConfig::default())
+        Self::in_memory_with(RepoConfig::default())
+    }
+
+    /// Like [`in_memory`](Self::in_memory), with a configuration.
+    pub fn in_memory_with(config: RepoConfig) -> Self {
+        Self::with_storage(Arc::new(MemoryStorage::new()), config)
     }
 
     /// A repo over any [`Storage`] backend.
@@ -106,8 +123,10 @@ impl Repo {
                 storage,
                 config,
                 loaded: Mutex::new(HashMap::new()),
-                background: Mutex::new(JoinSet::new()),
+                deleted: Mutex::new(HashSet::new()),
+                background: TaskTracker::new(),
                 executor: Executor::per_core(),
+                closed: AtomicBool::new(false),
             }),
         }
     }
@@ -115,11 +134,6 @@ impl Repo {
     /// This replica's storage id, which peers use to remember their sync state with it.
     pub fn storage_id(&self) -> &StorageId {
         self.shared.storage.storage_id()
-    }
-
-    /// The storage backend.
-    pub fn storage(&self) -> &Arc<dyn Storage> {
-        &self.shared.storage
     }
 
     /// Creates an empty document, stored before this returns.
@@ -132,6 +146,7 @@ impl Repo {
     where
         F: FnOnce(&mut Transaction<'_>) -> std::result::Result<(), AutomergeError> + Send + 'static,
     {
+        self.shared.ensure_open()?;
         let id = DocumentId::random();
         let doc = self
             .shared
@@ -149,6 +164,7 @@ impl Repo {
     /// new document with a new id. Bytes that are not an automerge document are refused with
     /// [`Error::InvalidDocument`].
     pub async fn import(&self, bytes: Vec<u8>) -> Result<DocHandle> {
+        self.shared.ensure_open()?;
         let id = DocumentId::random();
         let doc = self
             .shared
@@ -175,8 +191,11 @@ impl Repo {
             now: now_millis(),
         };
         self.shared.storage.submit(vec![write]).await?;
-        let state = DocState::created(doc, &chunk);
-        let document = Arc::new(Document::new(id, state, self.shared.clone()));
+        let document = Arc::new(Document::new(
+            id,
+            Decoded::created(doc, &chunk),
+            self.shared.clone(),
+        ));
         self.shared.loaded().insert(id, Arc::downgrade(&document));
         Ok(DocHandle::new(document))
     }
@@ -187,6 +206,7 @@ impl Repo {
     /// [`Error::CorruptChunk`] or [`Error::CorruptDocument`] if its stored bytes are damaged;
     /// other documents are unaffected by either.
     pub async fn find(&self, id: DocumentId) -> Result<DocHandle> {
+        self.shared.ensure_open()?;
         if let Some(document) = self.loaded(id) {
             return Ok(DocHandle::new(document));
         }
@@ -196,17 +216,21 @@ impl Repo {
             .load(id)
             .await?
             .ok_or(Error::DocumentNotFound(id))?;
-        let state = self
+        let decoded = self
             .shared
             .executor
-            .run(id, move || DocState::decode(id, &stored))
+            .run(id, move || Decoded::decode(id, &stored))
             .await??;
         let mut loaded = self.shared.loaded();
         // Another task may have loaded it meanwhile: keep one copy.
         if let Some(document) = loaded.get(&id).and_then(Weak::upgrade) {
             return Ok(DocHandle::new(document));
         }
-        let document = Arc::new(Document::new(id, state, self.shared.clone()));
+        // Or deleted it after we read it.
+        if self.shared.deleted().contains(&id) {
+            return Err(Error::DocumentNotFound(id));
+        }
+        let document = Arc::new(Document::new(id, decoded, self.shared.clone()));
         loaded.insert(id, Arc::downgrade(&document));
         Ok(DocHandle::new(document))
     }
@@ -222,35 +246,65 @@ impl Repo {
 
     /// The metadata of every stored document (id, times, heads, sizes), without loading any.
     pub async fn list(&self) -> Result<Vec<DocumentMeta>> {
+        self.shared.ensure_open()?;
         Ok(self.shared.storage.list().await?)
     }
 
-    /// Deletes a document from this replica's storage. Open handles see
-    /// [`DocEvent::Deleted`] and their changes fail with [`Error::DocumentDeleted`].
+    /// Deletes a document from this replica's storage. Once the delete is committed, open
+    /// handles see [`DocEvent::Deleted`] and their changes fail with
+    /// [`Error::DocumentDeleted`]; changes made while it is being committed fail the same
+    /// way. If the delete fails, the document stays as it was.
     pub async fn delete(&self, id: DocumentId) -> Result<()> {
+        self.shared.ensure_open()?;
         let write = vec![WriteOp::DeleteDocument { id }];
-        let pending = match self.loaded(id) {
+        self.shared.deleted().insert(id);
+        let document = self.loaded(id);
+        let result = match &document {
             Some(document) => {
-                let mut state = document.write();
-                state.deleted = true;
-                // Submitted under the lock: every change made before is written first.
-                let pending = self.shared.storage.submit(write);
-                drop(state);
-                document.emit(DocEvent::Deleted);
-                pending
+                // On the document's thread: queued after every change made before, and no
+                // lock is taken on the async runtime.
+                let target = document.clone();
+                let storage = self.shared.storage.clone();
+                let submitted = self
+                    .shared
+                    .executor
+                    .run(id, move || {
+                        target.set_deleted(true);
+                        storage.submit(write)
+                    })
+                    .await?;
+                submitted.await
             }
-            None => self.shared.storage.submit(write),
+            None => self.shared.storage.submit(write).await,
         };
-        self.shared.loaded().remove(&id);
-        pending.await.map_err(|error| match error {
-            StorageError::DocumentNotFound(id) => Error::DocumentNotFound(id),
-            other => other.into(),
-        })
+        match result {
+            Ok(()) => {
+                if let Some(document) = document {
+                    document.emit(DocEvent::Deleted);
+                }
+                self.shared.loaded().remove(&id);
+                Ok(())
+            }
+            Err(error) => {
+                self.shared.deleted().remove(&id);
+                if let Some(document) = document {
+                    document.set_deleted(false);
+                }
+                Err(match error {
+                    StorageError::DocumentNotFound(id) => Error::DocumentNotFound(id),
+                    other => other.into(),
+                })
+            }
+        }
     }
 
-    /// Compacts open documents that need it, waits for background work (compactions), then
-    /// closes the storage, checkpointing SQLite's WAL. Handles still open fail with a storage error afterwards.
+    /// Closes the repo: refuses new work, compacts open documents that need it, waits for
+    /// background work (compactions), then closes the storage, checkpointing SQLite's WAL.
+    /// Handles still open fail with [`Error::Closed`] afterwards. Closing again does nothing.
     pub async fn close(&self) -> Result<()> {
+        if self.shared.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
         // Documents still open are compacted as if unloaded.
         let open: Vec<Arc<Document>> = self
             .shared
@@ -260,19 +314,11 @@ impl Repo {
             .collect();
         for document in open {
             if document.claim_compaction(true) {
-                self.shared.spawn_background(async move {
-                    let _ = document.compact().await;
-                });
+                document.spawn_claimed_compaction();
             }
         }
-        let mut background = std::mem::take(
-            &mut *self
-                .shared
-                .background
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner),
-        );
-        while background.join_next().await.is_some() {}
+        self.shared.background.close();
+        self.shared.background.wait().await;
         Ok(self.shared.storage.close().await?)
     }
 }

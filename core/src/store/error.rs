@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use crate::DocumentId;
 
 /// An error from a storage backend.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum StorageError {
     /// The file exists but is not a SQLite database (or is encrypted).
@@ -44,16 +44,22 @@ pub enum StorageError {
     #[error("the storage is closed")]
     Closed,
     /// Creating the database folder failed.
-    #[error("cannot create the folder {path}: {source}")]
+    #[error("cannot create the folder {path}: {detail}")]
     CreateDir {
         /// The folder.
         path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
+        /// The I/O error's message.
+        detail: String,
     },
-    /// Any other SQLite error.
+    /// A database that is not weft's: it has tables, but not weft's, so weft leaves it alone.
+    #[error("{path} is a SQLite database of another application, not weft's")]
+    ForeignDatabase {
+        /// The file.
+        path: PathBuf,
+    },
+    /// Any other SQLite error, with SQLite's message.
     #[error("SQLite error: {0}")]
-    Sqlite(rusqlite::Error),
+    Sqlite(String),
     /// A background thread of the storage panicked or could not be started.
     #[error("storage thread failed: {0}")]
     Thread(String),
@@ -69,7 +75,7 @@ impl From<rusqlite::Error> for StorageError {
             Some(ErrorCode::DiskFull) => Self::DiskFull {
                 detail: error.to_string(),
             },
-            _ => Self::Sqlite(error),
+            _ => Self::Sqlite(error.to_string()),
         }
     }
 }

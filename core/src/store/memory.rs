@@ -1,13 +1,14 @@
 //! [`MemoryStorage`]: the in-memory twin of the SQLite store.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, BTreeSet},
     future::ready,
     sync::{Mutex, MutexGuard, PoisonError},
 };
 
 use super::{
-    Chunk, ChunkKind, DocumentMeta, Storage, StorageError, StorageFuture, StoredDocument, WriteOp,
+    Chunk, ChunkKind, DocumentMeta, Storage, StorageError, StorageFuture, StoredDocument,
+    WriteDone, WriteOp,
 };
 use crate::{DocumentId, StorageId};
 
@@ -163,22 +164,34 @@ impl Storage for MemoryStorage {
         &self.storage_id
     }
 
-    fn submit(&self, writes: Vec<WriteOp>) -> StorageFuture<()> {
+    fn submit_with(&self, writes: Vec<WriteOp>, done: WriteDone) {
         let result = self.open_state().and_then(|mut state| {
-            // Atomic: apply to a copy of the touched state, keep it only if every write worked.
-            let mut scratch = MemoryState {
-                closed: false,
-                documents: state.documents.clone(),
-                sync_states: state.sync_states.clone(),
-            };
-            for write in writes {
-                scratch.apply(write)?;
+            // Atomic: remember the documents the writes touch and put them back on failure.
+            let touched: BTreeSet<DocumentId> = writes.iter().map(WriteOp::document_id).collect();
+            let documents: Vec<_> = touched
+                .iter()
+                .map(|id| (*id, state.documents.get(id).cloned()))
+                .collect();
+            let sync_states: Vec<_> = state
+                .sync_states
+                .iter()
+                .filter(|((id, _), _)| touched.contains(id))
+                .map(|(key, value)| (key.clone(), value.clone()))
+                .collect();
+            let result = writes.into_iter().try_for_each(|write| state.apply(write));
+            if result.is_err() {
+                for (id, document) in documents {
+                    match document {
+                        Some(document) => state.documents.insert(id, document),
+                        None => state.documents.remove(&id),
+                    };
+                }
+                state.sync_states.retain(|(id, _), _| !touched.contains(id));
+                state.sync_states.extend(sync_states);
             }
-            state.documents = scratch.documents;
-            state.sync_states = scratch.sync_states;
-            Ok(())
+            result
         });
-        Box::pin(ready(result))
+        done(result);
     }
 
     fn load(&self, id: DocumentId) -> StorageFuture<Option<StoredDocument>> {

@@ -31,23 +31,44 @@ use crate::{DocumentId, StorageId};
 /// A boxed future returned by [`Storage`] methods.
 pub type StorageFuture<T> = Pin<Box<dyn Future<Output = Result<T, StorageError>> + Send>>;
 
+/// Called once with the outcome of a submission (see [`Storage::submit_with`]).
+pub type WriteDone = Box<dyn FnOnce(Result<(), StorageError>) + Send>;
+
 /// A storage backend.
 ///
 /// # Contract
-/// - [`submit`](Storage::submit) enqueues its writes **when it is called**, before the
-///   returned future is polled, and submissions are applied in call order. The repo relies on
-///   this to keep a document's chunks in the order its changes were made while holding the
-///   document's lock only for the call, never across an `.await`.
-/// - The writes of one submission are applied atomically; the future resolves once they are
-///   durable (for SQLite: committed, with the configured `synchronous` level).
-/// - A failed write leaves storage as it was before that submission.
+/// - [`submit_with`](Storage::submit_with) enqueues its writes **when it is called**, and
+///   submissions are applied in call order. The repo relies on this to keep a document's
+///   chunks in the order its changes were made while holding the document's lock only for
+///   the call, never across an `.await`.
+/// - The writes of one submission are applied atomically: a failed submission leaves storage
+///   as it was before it, and does not affect other submissions.
+/// - The outcome is reported exactly once, once the writes are durable (for SQLite:
+///   committed, with the configured `synchronous` level) or have failed, whether or not
+///   anybody still waits for it.
 /// - No method blocks the calling thread: blocking work runs on threads of the backend's own.
 pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
     /// This replica's storage id, created once and kept for the life of the storage.
     fn storage_id(&self) -> &StorageId;
 
-    /// Enqueues writes, applied atomically and in submission order.
-    fn submit(&self, writes: Vec<WriteOp>) -> StorageFuture<()>;
+    /// Enqueues writes, applied atomically and in submission order, and calls `done` with
+    /// the outcome. `done` may run on any thread, possibly before this returns (an in-memory
+    /// backend); it must be quick and must not call back into the storage.
+    fn submit_with(&self, writes: Vec<WriteOp>, done: WriteDone);
+
+    /// Enqueues writes like [`submit_with`](Storage::submit_with); the future resolves with
+    /// the outcome. The writes are enqueued even if the future is never polled.
+    fn submit(&self, writes: Vec<WriteOp>) -> StorageFuture<()> {
+        let (sender, outcome) = tokio::sync::oneshot::channel();
+        self.submit_with(
+            writes,
+            Box::new(move |result| {
+                // The caller may have stopped waiting; the write happened all the same.
+                let _ = sender.send(result);
+            }),
+        );
+        Box::pin(async move { outcome.await.map_err(|_| StorageError::Closed)? })
+    }
 
     /// Loads a document's metadata and chunks; `None` if it is not stored.
     fn load(&self, id: DocumentId) -> StorageFuture<Option<StoredDocument>>;
@@ -58,7 +79,7 @@ pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
     /// The sync state saved for `(id, peer)`, if any.
     fn load_sync_state(&self, id: DocumentId, peer: StorageId) -> StorageFuture<Option<Vec<u8>>>;
 
-    /// Finishes pending writes and releases the backend's resources. Later calls fail with
-    /// [`StorageError::Closed`].
+    /// Finishes pending writes and releases the backend's resources. Later reads and writes
+    /// fail with [`StorageError::Closed`]; closing again is a no-op.
     fn close(&self) -> StorageFuture<()>;
 }

@@ -18,8 +18,10 @@ use std::{
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::oneshot;
 
-use self::writer::{Submission, Writer, WriterCounters, WriterMessage};
-use super::{DocumentMeta, Storage, StorageError, StorageFuture, StoredDocument, WriteOp};
+use self::writer::{Done, Submission, Writer, WriterCounters, WriterMessage};
+use super::{
+    DocumentMeta, Storage, StorageError, StorageFuture, StoredDocument, WriteDone, WriteOp,
+};
 use crate::{DocumentId, StorageId};
 
 /// How hard SQLite works to make a commit survive power loss.
@@ -38,6 +40,7 @@ pub enum Synchronous {
 
 /// Options for opening a [`SqliteStorage`].
 #[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
 pub struct SqliteOptions {
     /// Durability of commits. Default: [`Synchronous::Full`].
     pub synchronous: Synchronous,
@@ -131,14 +134,43 @@ fn open_reader(path: &Path, busy_timeout: Duration) -> Result<Connection, Storag
     Ok(conn)
 }
 
-/// Opens the write connection: WAL, durability, foreign keys, migrations, storage id.
-fn open_writer(
-    path: &Path,
-    options: &SqliteOptions,
-) -> Result<(Connection, StorageId), StorageError> {
+/// Why opening the write connection failed, before the path is attached.
+enum OpenError {
+    Sqlite(rusqlite::Error),
+    Foreign,
+    Storage(StorageError),
+}
+
+impl From<rusqlite::Error> for OpenError {
+    fn from(error: rusqlite::Error) -> Self {
+        Self::Sqlite(error)
+    }
+}
+
+impl From<StorageError> for OpenError {
+    fn from(error: StorageError) -> Self {
+        Self::Storage(error)
+    }
+}
+
+/// Opens the write connection. Everything that could refuse the file (not SQLite, another
+/// application's database, a newer schema) is checked before anything is written to it.
+fn open_writer(path: &Path, options: &SqliteOptions) -> Result<(Connection, StorageId), OpenError> {
     let mut conn = Connection::open(path)?;
     conn.busy_timeout(options.busy_timeout)?;
     // The first statement that reads the file: a file that is not SQLite fails here.
+    let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    schema::check_version(version)?;
+    if version == 0 {
+        let tables: i64 = conn.query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
+            [],
+            |row| row.get(0),
+        )?;
+        if tables > 0 {
+            return Err(OpenError::Foreign);
+        }
+    }
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
         tracing::warn!(mode, "SQLite refused WAL mode");
@@ -163,24 +195,31 @@ impl SqliteStorage {
             .parent()
             .filter(|parent| !parent.as_os_str().is_empty())
         {
-            std::fs::create_dir_all(parent).map_err(|source| StorageError::CreateDir {
+            std::fs::create_dir_all(parent).map_err(|error| StorageError::CreateDir {
                 path: parent.to_path_buf(),
-                source,
+                detail: error.to_string(),
             })?;
         }
-        let (conn, storage_id) = open_writer(&path, &options).map_err(|error| match error {
-            StorageError::Sqlite(inner)
-                if inner.sqlite_error_code() == Some(rusqlite::ErrorCode::NotADatabase) =>
-            {
-                StorageError::NotADatabase { path: path.clone() }
+        let (conn, storage_id) = open_writer(&path, &options).map_err(|error| {
+            let error = match error {
+                OpenError::Sqlite(inner)
+                    if inner.sqlite_error_code() == Some(rusqlite::ErrorCode::NotADatabase) =>
+                {
+                    StorageError::NotADatabase { path: path.clone() }
+                }
+                OpenError::Sqlite(inner) => StorageError::from(inner),
+                OpenError::Foreign => StorageError::ForeignDatabase { path: path.clone() },
+                OpenError::Storage(error) => error,
+            };
+            match error {
+                StorageError::Corrupt { detail } => StorageError::Corrupt {
+                    detail: format!(
+                        "{}: {detail} (SQLite cannot read it; restore it from a backup or a peer)",
+                        path.display()
+                    ),
+                },
+                other => other,
             }
-            StorageError::Corrupt { detail } => StorageError::Corrupt {
-                detail: format!(
-                    "{}: {detail} (SQLite cannot read it; restore it from a backup or a peer)",
-                    path.display()
-                ),
-            },
-            other => other,
         })?;
 
         let counters = Arc::new(WriterCounters::default());
@@ -252,13 +291,13 @@ impl Storage for SqliteStorage {
         &self.storage_id
     }
 
-    fn submit(&self, writes: Vec<WriteOp>) -> StorageFuture<()> {
-        let (done, finished) = oneshot::channel();
-        let sent = self.send(WriterMessage::Write(Submission { writes, done }));
-        Box::pin(async move {
-            sent?;
-            finished.await.map_err(|_| StorageError::Closed)?
-        })
+    fn submit_with(&self, writes: Vec<WriteOp>, done: WriteDone) {
+        let submission = Submission {
+            writes,
+            done: Done::new(done),
+        };
+        // If the writer is gone the submission is dropped, which reports `Closed`.
+        let _ = self.send(WriterMessage::Write(submission));
     }
 
     fn load(&self, id: DocumentId) -> StorageFuture<Option<StoredDocument>> {
@@ -274,9 +313,11 @@ impl Storage for SqliteStorage {
     }
 
     fn close(&self) -> StorageFuture<()> {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return Box::pin(std::future::ready(Ok(())));
+        }
         let (reply, closed) = oneshot::channel();
         let sent = self.send(WriterMessage::Close(reply));
-        self.closed.store(true, Ordering::Release);
         // Later writes fail fast instead of queueing behind a stopped thread.
         self.writer
             .lock()

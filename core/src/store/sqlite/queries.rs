@@ -137,16 +137,31 @@ fn insert_chunk_row(
 /// size columns, so that writes cost the same however many chunks a document has.
 fn insert_chunk(conn: &Connection, id: DocumentId, chunk: &Chunk) -> Result<(), StorageError> {
     if insert_chunk_row(conn, id, chunk)? {
-        let column = match chunk.kind() {
-            ChunkKind::Snapshot => "snapshot_bytes",
-            ChunkKind::Incremental => "incremental_bytes",
-        };
-        conn.prepare_cached(&format!(
-            "UPDATE documents SET {column} = {column} + ?2, chunk_count = chunk_count + 1
-             WHERE id = ?1"
-        ))?
-        .execute(params![id.as_bytes(), chunk.len() as i64])?;
+        add_size(conn, id, chunk, 1)?;
     }
+    Ok(())
+}
+
+fn size_column(kind: ChunkKind) -> &'static str {
+    match kind {
+        ChunkKind::Snapshot => "snapshot_bytes",
+        ChunkKind::Incremental => "incremental_bytes",
+    }
+}
+
+/// Counts a chunk into (`sign` 1) or out of (`sign` -1) its document's size columns.
+fn add_size(
+    conn: &Connection,
+    id: DocumentId,
+    chunk: &Chunk,
+    sign: i64,
+) -> Result<(), StorageError> {
+    let column = size_column(chunk.kind());
+    conn.prepare_cached(&format!(
+        "UPDATE documents SET {column} = {column} + ?2, chunk_count = chunk_count + ?3
+         WHERE id = ?1"
+    ))?
+    .execute(params![id.as_bytes(), sign * chunk.len() as i64, sign])?;
     Ok(())
 }
 

@@ -22,16 +22,28 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StorageError> {
     migrate_to(conn, CURRENT_VERSION)
 }
 
-/// Brings the database to `target` (tests use it to make databases of older versions).
-pub(crate) fn migrate_to(conn: &mut Connection, target: i64) -> Result<(), StorageError> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let found: i64 = tx.pragma_query_value(None, "user_version", |row| row.get(0))?;
+/// Refuses a schema version this build cannot migrate: newer than it knows, or negative
+/// (not one weft ever wrote).
+pub(crate) fn check_version(found: i64) -> Result<(), StorageError> {
     if found > CURRENT_VERSION {
         return Err(StorageError::SchemaTooNew {
             found,
             supported: CURRENT_VERSION,
         });
     }
+    if found < 0 {
+        return Err(StorageError::Corrupt {
+            detail: format!("schema version {found} was not written by weft"),
+        });
+    }
+    Ok(())
+}
+
+/// Brings the database to `target` (tests use it to make databases of older versions).
+pub(crate) fn migrate_to(conn: &mut Connection, target: i64) -> Result<(), StorageError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let found: i64 = tx.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    check_version(found)?;
     for (index, sql) in MIGRATIONS
         .iter()
         .enumerate()

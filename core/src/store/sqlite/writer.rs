@@ -8,16 +8,40 @@ use std::sync::{
     mpsc,
 };
 
-use rusqlite::{Connection, TransactionBehavior};
+use rusqlite::Connection;
 use tokio::sync::oneshot;
 
 use super::queries;
-use crate::store::{StorageError, WriteOp};
+use crate::store::{StorageError, WriteDone, WriteOp};
 
 /// A submission waiting for the writer.
 pub(crate) struct Submission {
     pub(crate) writes: Vec<WriteOp>,
-    pub(crate) done: oneshot::Sender<Result<(), StorageError>>,
+    pub(crate) done: Done,
+}
+
+/// Reports a submission's outcome exactly once: with the result, or with
+/// [`StorageError::Closed`] if the submission is dropped unreported (the writer stopped).
+pub(crate) struct Done(Option<WriteDone>);
+
+impl Done {
+    pub(crate) fn new(done: WriteDone) -> Self {
+        Self(Some(done))
+    }
+
+    fn report(mut self, result: Result<(), StorageError>) {
+        if let Some(done) = self.0.take() {
+            done(result);
+        }
+    }
+}
+
+impl Drop for Done {
+    fn drop(&mut self) {
+        if let Some(done) = self.0.take() {
+            done(Err(StorageError::Closed));
+        }
+    }
 }
 
 /// What the writer thread is asked to do.
@@ -103,43 +127,57 @@ impl Writer {
             Ok(results) => {
                 self.counters.transactions.fetch_add(1, Ordering::Relaxed);
                 for (submission, result) in batch.into_iter().zip(results) {
-                    let _ = submission.done.send(result);
+                    submission.done.report(result);
                 }
             }
             Err(error) => {
                 tracing::error!(%error, submissions = batch.len(), "storage commit failed");
-                let message = error.to_string();
+                if !self.conn.is_autocommit() {
+                    // Still inside the failed transaction: end it so the next batch can start.
+                    if let Err(rollback) = self.conn.execute_batch("ROLLBACK") {
+                        tracing::error!(%rollback, "rollback after a failed commit failed");
+                    }
+                }
                 for submission in batch {
-                    let _ = submission.done.send(Err(same_error(&error, &message)));
+                    submission.done.report(Err(error.clone()));
                 }
             }
         }
     }
 
     /// Applies each submission under its own savepoint, so one failing submission (say, an
-    /// append to a deleted document) does not fail the others; then commits them all.
+    /// append to a deleted document) does not fail the others; then commits them all. An
+    /// error that aborts the whole transaction (disk full, I/O error) fails the batch.
     fn apply(
         &mut self,
         batch: &[Submission],
     ) -> Result<Vec<Result<(), StorageError>>, StorageError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        self.conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
         let mut results = Vec::with_capacity(batch.len());
         for submission in batch {
             // Cached statements: rusqlite's `Savepoint` parses its SQL on every use.
-            tx.prepare_cached("SAVEPOINT submission")?.execute([])?;
+            self.conn
+                .prepare_cached("SAVEPOINT submission")?
+                .execute([])?;
             let result = submission
                 .writes
                 .iter()
-                .try_for_each(|write| queries::apply_write(&tx, write));
-            if result.is_err() {
-                tx.prepare_cached("ROLLBACK TO submission")?.execute([])?;
+                .try_for_each(|write| queries::apply_write(&self.conn, write));
+            if let Err(error) = &result {
+                if self.conn.is_autocommit() {
+                    // SQLite rolled the whole transaction back (SQLITE_FULL, IOERR, NOMEM).
+                    return Err(error.clone());
+                }
+                self.conn
+                    .prepare_cached("ROLLBACK TO submission")?
+                    .execute([])?;
             }
-            tx.prepare_cached("RELEASE submission")?.execute([])?;
+            self.conn
+                .prepare_cached("RELEASE submission")?
+                .execute([])?;
             results.push(result);
         }
-        tx.commit()?;
+        self.conn.prepare_cached("COMMIT")?.execute([])?;
         Ok(results)
     }
 
@@ -152,18 +190,5 @@ impl Writer {
             tracing::info!("WAL checkpoint deferred: the database is in use");
         }
         Ok(())
-    }
-}
-
-/// A commit failure is reported to every submission of the batch.
-fn same_error(error: &StorageError, message: &str) -> StorageError {
-    match error {
-        StorageError::DiskFull { detail } => StorageError::DiskFull {
-            detail: detail.clone(),
-        },
-        StorageError::Corrupt { detail } => StorageError::Corrupt {
-            detail: detail.clone(),
-        },
-        _ => StorageError::Thread(format!("commit failed: {message}")),
     }
 }
