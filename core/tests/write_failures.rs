@@ -93,6 +93,18 @@ fn no_compaction() -> RepoConfig {
     config
 }
 
+/// A document in a repo whose next `failures` submissions fail (nothing is compacted).
+async fn document_with_failures(failures: usize) -> (weft::DocHandle, Setup) {
+    let setup = setup(no_compaction());
+    let doc = setup.repo.create().await.unwrap();
+    setup.storage.failures.store(failures, Ordering::Release);
+    (doc, setup)
+}
+
+fn is_disk_full<T>(result: &Result<T, Error>) -> bool {
+    matches!(result, Err(Error::Storage(StorageError::DiskFull { .. })))
+}
+
 /// The keys stored for `id`, read by a fresh load through the observer.
 async fn stored_keys(observer: &Repo, id: DocumentId) -> Vec<String> {
     let doc = observer.find(id).await.unwrap();
@@ -103,37 +115,17 @@ async fn stored_keys(observer: &Repo, id: DocumentId) -> Vec<String> {
 
 #[tokio::test]
 async fn failed_writes_are_retried_with_the_next_change() {
-    let Setup {
-        repo,
-        storage,
-        observer,
-    } = setup(no_compaction());
-    let doc = repo.create().await.unwrap();
-    storage.failures.store(2, Ordering::Release);
-    let a = doc.change(|tx| tx.put(ROOT, "a", 1)).await;
-    assert!(
-        matches!(a, Err(Error::Storage(StorageError::DiskFull { .. }))),
-        "{a:?}"
-    );
+    let (doc, Setup { observer, .. }) = document_with_failures(2).await;
+    assert!(is_disk_full(&doc.change(|tx| tx.put(ROOT, "a", 1)).await));
     // The retry of `a` goes with `b` and fails again: both must be kept for later.
-    let b = doc.change(|tx| tx.put(ROOT, "b", 2)).await;
-    assert!(
-        matches!(b, Err(Error::Storage(StorageError::DiskFull { .. }))),
-        "{b:?}"
-    );
+    assert!(is_disk_full(&doc.change(|tx| tx.put(ROOT, "b", 2)).await));
     doc.change(|tx| tx.put(ROOT, "c", 3)).await.unwrap();
     assert_eq!(stored_keys(&observer, doc.id()).await, ["a", "b", "c"]);
 }
 
 #[tokio::test]
 async fn a_change_whose_caller_stopped_waiting_is_still_retried() {
-    let Setup {
-        repo,
-        storage,
-        observer,
-    } = setup(no_compaction());
-    let doc = repo.create().await.unwrap();
-    storage.failures.store(1, Ordering::Release);
+    let (doc, Setup { observer, .. }) = document_with_failures(1).await;
     // Queued, then abandoned: its failure must still be recorded for a retry.
     drop(doc.change(|tx| tx.put(ROOT, "abandoned", 1)));
     doc.change(|tx| tx.put(ROOT, "next", 2)).await.unwrap();
@@ -145,14 +137,8 @@ async fn a_change_whose_caller_stopped_waiting_is_still_retried() {
 
 #[tokio::test]
 async fn a_compaction_stores_changes_whose_write_failed() {
-    let Setup {
-        repo,
-        storage,
-        observer,
-    } = setup(no_compaction());
-    let doc = repo.create().await.unwrap();
-    storage.failures.store(1, Ordering::Release);
-    assert!(doc.change(|tx| tx.put(ROOT, "a", 1)).await.is_err());
+    let (doc, Setup { observer, .. }) = document_with_failures(1).await;
+    assert!(is_disk_full(&doc.change(|tx| tx.put(ROOT, "a", 1)).await));
     doc.compact().await.unwrap();
     assert_eq!(stored_keys(&observer, doc.id()).await, ["a"]);
     let meta = observer.list().await.unwrap().remove(0);
@@ -161,15 +147,9 @@ async fn a_compaction_stores_changes_whose_write_failed() {
 
 #[tokio::test]
 async fn unloading_a_document_writes_changes_whose_write_failed() {
-    let Setup {
-        repo,
-        storage,
-        observer,
-    } = setup(no_compaction());
-    let doc = repo.create().await.unwrap();
+    let (doc, Setup { observer, .. }) = document_with_failures(1).await;
     let id = doc.id();
-    storage.failures.store(1, Ordering::Release);
-    assert!(doc.change(|tx| tx.put(ROOT, "a", 1)).await.is_err());
+    assert!(is_disk_full(&doc.change(|tx| tx.put(ROOT, "a", 1)).await));
     drop(doc);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     while stored_keys(&observer, id).await.is_empty() {
@@ -184,14 +164,8 @@ async fn unloading_a_document_writes_changes_whose_write_failed() {
 
 #[tokio::test]
 async fn a_failed_delete_leaves_the_document_usable() {
-    let Setup { repo, storage, .. } = setup(no_compaction());
-    let doc = repo.create().await.unwrap();
-    storage.failures.store(1, Ordering::Release);
-    let deleted = repo.delete(doc.id()).await;
-    assert!(
-        matches!(deleted, Err(Error::Storage(StorageError::DiskFull { .. }))),
-        "{deleted:?}"
-    );
+    let (doc, Setup { repo, .. }) = document_with_failures(1).await;
+    assert!(is_disk_full(&repo.delete(doc.id()).await));
     doc.change(|tx| tx.put(ROOT, "still", "here"))
         .await
         .unwrap();

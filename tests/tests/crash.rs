@@ -2,6 +2,9 @@
 //! acknowledged change; the test kills it at random moments, reopens the database and checks
 //! that every acknowledged change is there and SQLite's integrity check passes.
 //!
+//! A kill keeps the OS page cache, so this covers process crashes (the app killed, the
+//! phone's OS reclaiming it), not power loss; that is what `synchronous=FULL` is for.
+//!
 //! `WEFT_CRASH_ROUNDS` sets the number of kills (default 20); `WEFT_CRASH_SEED` replays a
 //! run (the seed is printed).
 
