@@ -108,7 +108,8 @@ impl AutomergeUrl {
         self
     }
 
-    /// This URL pointing into the document at `path`.
+    /// This URL pointing into the document at `path`. Ref URLs cannot spell an empty map key;
+    /// a path with one does not parse back.
     pub fn with_path(mut self, path: impl IntoIterator<Item = PathSegment>) -> Self {
         self.path = path.into_iter().collect();
         self

@@ -16,7 +16,8 @@ use crate::{AutomergeUrl, DocumentId, Error, Result, store::StorageError};
 pub struct Committed<R> {
     /// What the change closure returned.
     pub value: R,
-    /// The document's heads after the change.
+    /// The document's heads after the change. (For a change that wrote nothing, the current
+    /// heads, which may include other changes still being written.)
     pub heads: Vec<ChangeHash>,
     /// The hash of the new change; `None` if the closure changed nothing (nothing was
     /// written).

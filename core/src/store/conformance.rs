@@ -1,19 +1,28 @@
-//! One conformance suite that every [`Storage`](super::Storage) backend must pass.
-//!
-//! A backend's test module invokes `storage_conformance_tests!(async { (store, guard) })`,
-//! where the async block makes a fresh, empty store and a guard kept alive for the test (a
-//! temporary folder, say).
+//! One conformance suite that every [`Storage`](super::Storage) backend must pass: weft's
+//! own and any an app writes.
 
-/// Generates the conformance tests for a backend.
+/// Generates the conformance tests of the [`Storage`](crate::store::Storage) contract for a
+/// backend.
+///
+/// Invoke it in a test module with an async block that makes a fresh, empty store and a
+/// guard kept alive for the test (a temporary folder, say). The tests use `#[tokio::test]`,
+/// so the crate needs `tokio` (features `macros`, `rt`) as a dev-dependency.
+///
+/// ```ignore
+/// #[cfg(test)]
+/// mod tests {
+///     weft::storage_conformance_tests!(async { (MyStorage::new(), ()) });
+/// }
+/// ```
+#[macro_export]
 macro_rules! storage_conformance_tests {
     ($make:expr) => {
         mod conformance {
             #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-            use automerge::ChangeHash;
-
-            use crate::{
+            use $crate::{
                 DocumentId, StorageId,
+                automerge::ChangeHash,
                 store::{Chunk, ChunkKind, Storage, StorageError, WriteOp},
             };
 
@@ -211,6 +220,43 @@ macro_rules! storage_conformance_tests {
             }
 
             #[tokio::test]
+            async fn submissions_apply_in_call_order_without_waiting() {
+                let (store, _guard) = $make.await;
+                let id = DocumentId::random();
+                // Nothing is awaited until all are submitted: each write needs the one before.
+                let pending = vec![
+                    store.submit(vec![create(id, snapshot("base"))]),
+                    store.submit(vec![append(id, incremental("one"), 2, 2)]),
+                    store.submit(vec![append(id, incremental("two"), 3, 3)]),
+                ];
+                for write in pending {
+                    write.await.unwrap();
+                }
+                let stored = store.load(id).await.unwrap().unwrap();
+                assert_eq!(
+                    stored.chunks,
+                    vec![snapshot("base"), incremental("one"), incremental("two")]
+                );
+            }
+
+            #[tokio::test]
+            async fn a_write_happens_and_is_reported_even_if_nobody_waits() {
+                let (store, _guard) = $make.await;
+                let id = DocumentId::random();
+                drop(store.submit(vec![create(id, snapshot("unawaited"))]));
+                let (sender, outcome) = tokio::sync::oneshot::channel();
+                store.submit_with(
+                    vec![append(id, incremental("after"), 2, 2)],
+                    Box::new(move |result| {
+                        let _ = sender.send(result);
+                    }),
+                );
+                outcome.await.expect("the outcome is reported").unwrap();
+                let stored = store.load(id).await.unwrap().expect("the unawaited create");
+                assert_eq!(stored.chunks.len(), 2);
+            }
+
+            #[tokio::test]
             async fn a_closed_store_refuses_reads_and_writes() {
                 let (store, _guard) = $make.await;
                 let id = DocumentId::random();
@@ -220,6 +266,7 @@ macro_rules! storage_conformance_tests {
                 assert!(matches!(store.list().await, Err(StorageError::Closed)));
                 let write = store.submit(vec![create(DocumentId::random(), snapshot("b"))]).await;
                 assert!(matches!(write, Err(StorageError::Closed)));
+                store.close().await.expect("closing again is a no-op");
             }
         }
     };

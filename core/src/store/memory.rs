@@ -230,5 +230,5 @@ impl Storage for MemoryStorage {
 
 #[cfg(test)]
 mod tests {
-    storage_conformance_tests!(async { (crate::store::MemoryStorage::new(), ()) });
+    crate::storage_conformance_tests!(async { (crate::store::MemoryStorage::new(), ()) });
 }

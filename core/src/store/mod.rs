@@ -10,8 +10,6 @@
 //! is its in-memory twin for tests and ephemeral apps. Both pass one conformance suite.
 
 mod chunk;
-#[cfg(test)]
-#[macro_use]
 mod conformance;
 mod error;
 mod memory;

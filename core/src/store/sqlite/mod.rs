@@ -337,7 +337,7 @@ impl Storage for SqliteStorage {
 
 #[cfg(test)]
 mod tests {
-    storage_conformance_tests!(async {
+    crate::storage_conformance_tests!(async {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("weft.db");
         let store = crate::store::SqliteStorage::open(path, Default::default()).expect("open");

@@ -192,3 +192,72 @@ impl Writer {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::{
+        DocumentId,
+        store::{Chunk, ChunkKind, sqlite::schema},
+    };
+
+    /// Two submissions in one transaction: the failing one is rolled back to its savepoint,
+    /// the other is committed, and each gets its own outcome.
+    #[test]
+    fn one_failing_submission_does_not_fail_its_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = Connection::open(dir.path().join("w.db")).unwrap();
+        conn.pragma_update(None, "foreign_keys", true).unwrap();
+        schema::migrate(&mut conn).unwrap();
+        let (queue, jobs) = mpsc::channel();
+        let outcomes = Arc::new(Mutex::new(Vec::new()));
+        let id = DocumentId::random();
+        let submissions = [
+            WriteOp::CreateDocument {
+                id,
+                chunk: Chunk::new(ChunkKind::Snapshot, b"ok".to_vec()),
+                heads: vec![],
+                now: 1,
+            },
+            WriteOp::DeleteDocument {
+                id: DocumentId::random(),
+            },
+        ];
+        for (index, write) in submissions.into_iter().enumerate() {
+            let outcomes = outcomes.clone();
+            let done = Done::new(Box::new(move |result| {
+                outcomes.lock().unwrap().push((index, result.is_ok()));
+            }));
+            queue
+                .send(WriterMessage::Write(Submission {
+                    writes: vec![write],
+                    done,
+                }))
+                .unwrap();
+        }
+        let (closed, _) = oneshot::channel();
+        queue.send(WriterMessage::Close(closed)).unwrap();
+        let counters = Arc::new(WriterCounters::default());
+        Writer {
+            conn,
+            queue: jobs,
+            max_batch: 16,
+            commit_delay: std::time::Duration::ZERO,
+            counters: counters.clone(),
+        }
+        .run();
+        assert_eq!(*outcomes.lock().unwrap(), vec![(0, true), (1, false)]);
+        assert_eq!(
+            counters.transactions.load(Ordering::Relaxed),
+            1,
+            "one shared transaction"
+        );
+        let check = Connection::open(dir.path().join("w.db")).unwrap();
+        let stored: i64 = check
+            .query_row("SELECT count(*) FROM chunks", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(stored, 1);
+    }
+}
