@@ -8,8 +8,8 @@
 
 use std::{
     sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
+        Arc, Mutex,
+        atomic::{AtomicBool, AtomicUsize, Ordering},
     },
     time::Duration,
 };
@@ -23,27 +23,49 @@ use weft::{
     },
 };
 
-/// Fails the next `failures` submissions with "disk full".
-#[derive(Debug)]
-struct FailingStorage {
+/// Storage that fails on command:
+/// - `failures`: the next N submissions fail with "disk full" at once;
+/// - `late`: the next submission is held back and reported failed only when the following
+///   one arrives, which then passes through. Outcomes stay in submission order, but the
+///   failure is not known yet when the next change is submitted (as with a slow disk).
+struct FaultyStorage {
     inner: Arc<MemoryStorage>,
     failures: AtomicUsize,
+    late: AtomicBool,
+    held: Mutex<Option<WriteDone>>,
 }
 
-impl Storage for FailingStorage {
+impl std::fmt::Debug for FaultyStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FaultyStorage")
+    }
+}
+
+fn disk_full() -> StorageError {
+    StorageError::DiskFull {
+        detail: "injected by the test".into(),
+    }
+}
+
+impl Storage for FaultyStorage {
     fn storage_id(&self) -> &StorageId {
         self.inner.storage_id()
     }
 
     fn submit_with(&self, writes: Vec<WriteOp>, done: WriteDone) {
+        if self.late.swap(false, Ordering::AcqRel) {
+            *self.held.lock().unwrap() = Some(done);
+            return;
+        }
+        if let Some(held) = self.held.lock().unwrap().take() {
+            held(Err(disk_full()));
+        }
         let fail = self
             .failures
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
             .is_ok();
         if fail {
-            done(Err(StorageError::DiskFull {
-                detail: "injected by the test".into(),
-            }));
+            done(Err(disk_full()));
         } else {
             self.inner.submit_with(writes, done);
         }
@@ -62,22 +84,25 @@ impl Storage for FailingStorage {
     }
 
     fn close(&self) -> StorageFuture<()> {
-        self.inner.close()
+        // The observer keeps reading the inner store after the repo under test closed.
+        Box::pin(std::future::ready(Ok(())))
     }
 }
 
 struct Setup {
     repo: Repo,
-    storage: Arc<FailingStorage>,
+    storage: Arc<FaultyStorage>,
     /// Reads what is really stored.
     observer: Repo,
 }
 
 fn setup(config: RepoConfig) -> Setup {
     let inner = Arc::new(MemoryStorage::new());
-    let storage = Arc::new(FailingStorage {
+    let storage = Arc::new(FaultyStorage {
         inner: inner.clone(),
         failures: AtomicUsize::new(0),
+        late: AtomicBool::new(false),
+        held: Mutex::new(None),
     });
     Setup {
         repo: Repo::with_storage(storage.clone(), config.clone()),
@@ -170,4 +195,37 @@ async fn a_failed_delete_leaves_the_document_usable() {
         .await
         .unwrap();
     assert!(repo.find(doc.id()).await.is_ok());
+}
+
+#[tokio::test]
+async fn a_change_stored_after_an_earlier_one_failed_is_not_acknowledged_until_a_retry() {
+    let (
+        doc,
+        Setup {
+            observer, storage, ..
+        },
+    ) = document_with_failures(0).await;
+    storage.late.store(true, Ordering::Release);
+    // Both queued before either outcome is known; `x` fails after `y` was submitted alone.
+    let x = doc.change(|tx| tx.put(ROOT, "x", 1));
+    let y = doc.change(|tx| tx.put(ROOT, "y", 2));
+    assert!(is_disk_full(&x.await));
+    let y = y.await;
+    assert!(
+        matches!(y, Err(Error::Storage(StorageError::EarlierWriteFailed))),
+        "y is stored but depends on x: {y:?}"
+    );
+    // A crash now would leave y without x: the document still loads, without either.
+    assert!(stored_keys(&observer, doc.id()).await.is_empty());
+    // The next change stores x again, which makes y loadable.
+    doc.change(|tx| tx.put(ROOT, "z", 3)).await.unwrap();
+    assert_eq!(stored_keys(&observer, doc.id()).await, ["x", "y", "z"]);
+}
+
+#[tokio::test]
+async fn closing_the_repo_writes_changes_whose_write_failed() {
+    let (doc, Setup { repo, observer, .. }) = document_with_failures(1).await;
+    assert!(is_disk_full(&doc.change(|tx| tx.put(ROOT, "a", 1)).await));
+    repo.close().await.unwrap();
+    assert_eq!(stored_keys(&observer, doc.id()).await, ["a"]);
 }

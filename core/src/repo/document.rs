@@ -31,7 +31,7 @@ use super::{
 };
 use crate::{
     DocumentId, Error, Result,
-    store::{Chunk, ChunkHash, ChunkKind, StorageError, StoredDocument, WriteOp},
+    store::{Chunk, ChunkHash, ChunkKind, StorageError, StoredDocument, WriteDone, WriteOp},
 };
 
 /// A loaded document, shared by all its handles.
@@ -45,6 +45,9 @@ pub(crate) struct Document {
     compaction: tokio::sync::Mutex<()>,
     /// A background compaction is queued or running.
     compaction_queued: AtomicBool,
+    /// Deleted, or being deleted: changes are refused. Set under the state's write lock (so
+    /// it orders with changes); cleared again without it if the delete fails.
+    pub(crate) deleted: AtomicBool,
     pub(crate) events: broadcast::Sender<DocEvent>,
     pub(crate) repo: Arc<RepoShared>,
 }
@@ -59,8 +62,6 @@ impl fmt::Debug for Document {
 
 pub(crate) struct DocState {
     pub(crate) doc: Automerge,
-    /// Deleted (or being deleted): changes are refused.
-    pub(crate) deleted: bool,
 }
 
 /// What is stored of the document, as far as this process knows.
@@ -99,8 +100,11 @@ impl StorageBook {
         (snapshot, incremental)
     }
 
-    /// Records a submission's outcome.
-    fn settle(&mut self, chunks: &[ChunkHash], result: &std::result::Result<(), StorageError>) {
+    /// Records a submission's outcome and returns what its caller is told. A submission
+    /// stored while an earlier one of the document has failed is not acknowledged: its
+    /// changes depend on the failed ones, which only a retry will store.
+    fn settle(&mut self, chunks: &[ChunkHash], result: WriteResult) -> WriteResult {
+        let earlier_failed = !self.unsaved.is_empty();
         for hash in chunks {
             let Some(index) = self.pending.iter().position(|c| c.hash() == *hash) else {
                 continue; // covered by a compaction meanwhile
@@ -114,8 +118,31 @@ impl StorageBook {
                 Err(_) => self.unsaved.push(chunk),
             }
         }
+        match result {
+            Ok(()) if earlier_failed => Err(StorageError::EarlierWriteFailed),
+            other => other,
+        }
+    }
+
+    /// Records a compaction's outcome.
+    fn compacted(&mut self, snapshot: &Chunk, replaces: &[ChunkHash], result: &WriteResult) {
+        match result {
+            Ok(()) => {
+                // Outcomes arrive in submission order: every replaced chunk has settled.
+                let replaced: HashSet<ChunkHash> = replaces.iter().copied().collect();
+                self.stored.retain(|(hash, _, _)| !replaced.contains(hash));
+                self.unsaved
+                    .retain(|chunk| !replaced.contains(&chunk.hash()));
+                self.stored
+                    .push((snapshot.hash(), ChunkKind::Snapshot, snapshot.len() as u64));
+            }
+            Err(StorageError::DocumentNotFound(_)) => self.gone = true,
+            Err(_) => {}
+        }
     }
 }
+
+type WriteResult = std::result::Result<(), StorageError>;
 
 /// A local change applied in memory whose write is on its way to storage.
 pub(crate) struct AppliedChange<R> {
@@ -171,24 +198,16 @@ impl Decoded {
             reason,
         };
         let doc = load_untrusted(&bytes).map_err(corrupt)?;
-        // automerge loads a snapshot followed by changes whose dependencies are missing
-        // without an error (it queues them); for us that is lost history.
+        // Changes stored after an earlier change of theirs failed to be written are kept but
+        // cannot be applied until that one is stored (automerge queues them). They were never
+        // acknowledged (see `StorageBook::settle`), so the document loads without them.
         let missing = doc.get_missing_deps(&[]);
         if !missing.is_empty() {
-            return Err(corrupt(format!(
-                "{} changes it depends on are missing",
-                missing.len()
-            )));
-        }
-        if let Some(head) = stored
-            .meta
-            .heads
-            .iter()
-            .find(|h| doc.get_change_meta_by_hash(h).is_none())
-        {
-            return Err(corrupt(format!(
-                "its recorded head {head} is not in its chunks"
-            )));
+            tracing::warn!(
+                document = %id,
+                missing = missing.len(),
+                "stored changes wait for changes that were never stored; they are not applied"
+            );
         }
         Ok(Self {
             doc: doc.with_actor(ActorId::random()),
@@ -215,10 +234,7 @@ impl Document {
         let heads = decoded.doc.get_heads();
         Self {
             id,
-            state: RwLock::new(DocState {
-                doc: decoded.doc,
-                deleted: false,
-            }),
+            state: RwLock::new(DocState { doc: decoded.doc }),
             book: Mutex::new(StorageBook {
                 stored: decoded.stored,
                 ..StorageBook::default()
@@ -226,6 +242,7 @@ impl Document {
             heads: Mutex::new(heads),
             compaction: tokio::sync::Mutex::new(()),
             compaction_queued: AtomicBool::new(false),
+            deleted: AtomicBool::new(false),
             events,
             repo,
         }
@@ -262,7 +279,7 @@ impl Document {
         F: FnOnce(&mut Transaction<'_>) -> std::result::Result<R, AutomergeError>,
     {
         let mut state = self.write();
-        if state.deleted || self.book().gone {
+        if self.deleted.load(Ordering::Acquire) || self.book().gone {
             return Err(Error::DocumentDeleted(self.id));
         }
         let emit_patches = self.events.receiver_count() > 0;
@@ -346,8 +363,11 @@ impl Document {
         self.repo.storage.submit_with(
             writes,
             Box::new(move |result| {
-                document.book().settle(&hashes, &result);
-                let _ = sender.send(result);
+                let outcome = document.book().settle(&hashes, result);
+                // Let go of the document before the caller hears back, so that a caller who
+                // drops its last handle next really unloads it.
+                drop(document);
+                let _ = sender.send(outcome);
             }),
         );
         written
@@ -358,7 +378,7 @@ impl Document {
     pub(crate) fn claim_compaction(&self, idle: bool) -> bool {
         let (snapshot, incremental) = {
             let book = self.book();
-            if book.gone {
+            if book.gone || self.repo.is_closed() {
                 return false;
             }
             book.sizes()
@@ -372,79 +392,101 @@ impl Document {
         due && !self.compaction_queued.swap(true, Ordering::AcqRel)
     }
 
-    /// Runs a claimed compaction in the background (if a tokio runtime is running), releasing
-    /// the claim when it ends however it ends.
+    /// Runs a claimed compaction in the background (if a tokio runtime is running). The
+    /// claim is released when the compaction ends, however it ends, even if its task never
+    /// runs.
     pub(crate) fn spawn_claimed_compaction(self: &Arc<Self>) {
-        let document = self.clone();
-        let started = self.repo.spawn_background(async move {
-            let _release = ReleaseClaim(&document.compaction_queued);
+        let claim = ClaimedCompaction(self.clone());
+        self.repo.spawn_background(async move {
             // Failures are logged and retried after a later change.
-            let _ = document.compact().await;
+            let _ = claim.0.compact().await;
+            drop(claim);
         });
-        if !started {
-            self.compaction_queued.store(false, Ordering::Release);
-        }
     }
 
-    /// Saves a new snapshot and replaces every chunk it covers, in one transaction.
+    /// Bytes of snapshots and of incrementals, stored or on their way.
+    pub(crate) fn stored_sizes(&self) -> (u64, u64) {
+        self.book().sizes()
+    }
+
+    /// Whether some changes failed to be written and wait for a retry.
+    pub(crate) fn has_unsaved(&self) -> bool {
+        !self.book().unsaved.is_empty()
+    }
+
+    /// Saves a new snapshot and replaces every chunk it covers, in one transaction. The
+    /// outcome is recorded when storage reports it, even if this future is dropped.
     pub(crate) async fn compact(self: &Arc<Self>) -> Result<()> {
         let _serial = self.compaction.lock().await;
         let this = self.clone();
-        let prepared = self
+        let submitted = self
             .repo
             .executor
             .run(self.id, move || {
                 let state = this.read();
-                if state.deleted {
+                if this.deleted.load(Ordering::Acquire) || this.book().gone {
                     return None;
                 }
                 let snapshot = Chunk::new(ChunkKind::Snapshot, state.doc.save());
-                // Every chunk submitted so far holds changes the snapshot has (the lock
-                // excludes changes), so all of them are replaced, written or not.
-                let mut book = this.book();
-                let covered = std::mem::take(&mut book.unsaved);
-                let replaces: Vec<ChunkHash> = book
-                    .stored
-                    .iter()
-                    .map(|(hash, _, _)| *hash)
-                    .chain(book.pending.iter().map(Chunk::hash))
-                    .chain(covered.iter().map(Chunk::hash))
-                    .collect();
-                Some((snapshot, replaces, covered))
+                // The read lock excludes changes, so every chunk submitted so far holds
+                // changes the snapshot has: all of them are replaced, written or not.
+                let replaces: Vec<ChunkHash> = {
+                    let book = this.book();
+                    book.stored
+                        .iter()
+                        .map(|(hash, _, _)| *hash)
+                        .chain(book.pending.iter().chain(&book.unsaved).map(Chunk::hash))
+                        .collect()
+                };
+                let write = WriteOp::Compact {
+                    id: this.id,
+                    snapshot: snapshot.clone(),
+                    replaces: replaces.clone(),
+                };
+                let (sender, outcome) = oneshot::channel();
+                let document = this.clone();
+                // Submitted under the read lock: ordered after every change it covers.
+                this.repo.storage.submit_with(
+                    vec![write],
+                    Box::new(move |result| {
+                        document.book().compacted(&snapshot, &replaces, &result);
+                        if let Err(error) = &result {
+                            tracing::warn!(document = %document.id, %error, "compaction failed");
+                        }
+                        drop(document);
+                        let _ = sender.send(result);
+                    }),
+                );
+                drop(state);
+                Some(outcome)
             })
             .await?;
-        let Some((snapshot, replaces, covered)) = prepared else {
-            return Ok(());
-        };
-        let write = WriteOp::Compact {
-            id: self.id,
-            snapshot: snapshot.clone(),
-            replaces: replaces.clone(),
-        };
-        let result = self.repo.storage.submit(vec![write]).await;
-        let mut book = self.book();
-        match &result {
-            Ok(()) => {
-                let replaced: HashSet<ChunkHash> = replaces.into_iter().collect();
-                book.stored.retain(|(hash, _, _)| !replaced.contains(hash));
-                book.unsaved
-                    .retain(|chunk| !replaced.contains(&chunk.hash()));
-                book.stored
-                    .push((snapshot.hash(), ChunkKind::Snapshot, snapshot.len() as u64));
-            }
-            Err(StorageError::DocumentNotFound(_)) => book.gone = true,
-            Err(error) => {
-                tracing::warn!(document = %self.id, %error, "compaction failed; will retry later");
-                book.unsaved.extend(covered);
-            }
+        match submitted {
+            None => Ok(()),
+            Some(outcome) => Ok(outcome.await.map_err(|_| StorageError::Closed)??),
         }
-        drop(book);
-        result.map_err(Error::from)
     }
 
-    /// Marks the document deleted (or not, if the delete failed).
-    pub(crate) fn set_deleted(&self, deleted: bool) {
-        self.write().deleted = deleted;
+    /// Marks the document deleted and submits its delete, on the document's thread and
+    /// under its write lock so that the delete is ordered after every change made before.
+    /// `done` gets the outcome.
+    pub(crate) fn submit_delete(&self, done: WriteDone) {
+        let _state = self.write();
+        self.deleted.store(true, Ordering::Release);
+        self.repo
+            .storage
+            .submit_with(vec![WriteOp::DeleteDocument { id: self.id }], done);
+    }
+
+    /// Records the outcome of this document's delete.
+    pub(crate) fn deleted_outcome(&self, result: &WriteResult) {
+        match result {
+            Ok(()) | Err(StorageError::DocumentNotFound(_)) => {
+                self.book().gone = true;
+                self.emit(DocEvent::Deleted);
+            }
+            Err(_) => self.deleted.store(false, Ordering::Release),
+        }
     }
 
     pub(crate) fn emit(&self, event: DocEvent) {
@@ -487,12 +529,13 @@ impl Drop for Document {
     }
 }
 
-/// Clears a "compaction queued" flag when dropped, so a cancelled or failed compaction never
-/// leaves it set (automerge-repo's PR #672 fixed such a stuck flag).
-struct ReleaseClaim<'a>(&'a AtomicBool);
+/// A claimed background compaction: releases the claim when dropped, so a cancelled, failed
+/// or never-started compaction cannot leave it set (automerge-repo's PR #672 fixed such a
+/// stuck flag).
+struct ClaimedCompaction(Arc<Document>);
 
-impl Drop for ReleaseClaim<'_> {
+impl Drop for ClaimedCompaction {
     fn drop(&mut self) {
-        self.0.store(false, Ordering::Release);
+        self.0.compaction_queued.store(false, Ordering::Release);
     }
 }

@@ -15,7 +15,6 @@ use tokio_util::task::TaskTracker;
 
 use super::{
     config::RepoConfig,
-    doc_event::DocEvent,
     doc_handle::DocHandle,
     document::{Decoded, Document, load_untrusted, now_millis},
     executor::Executor,
@@ -24,7 +23,7 @@ use crate::{
     DocumentId, Error, Result, StorageId,
     store::{
         Chunk, ChunkKind, DocumentMeta, MemoryStorage, SqliteStorage, Storage, StorageError,
-        WriteOp,
+        WriteDone, WriteOp,
     },
 };
 
@@ -253,68 +252,75 @@ impl Repo {
     /// Deletes a document from this replica's storage. Once the delete is committed, open
     /// handles see [`DocEvent::Deleted`] and their changes fail with
     /// [`Error::DocumentDeleted`]; changes made while it is being committed fail the same
-    /// way. If the delete fails, the document stays as it was.
+    /// way. If the delete fails, the document stays as it was. The outcome is applied even
+    /// if this future is dropped.
     pub async fn delete(&self, id: DocumentId) -> Result<()> {
         self.shared.ensure_open()?;
-        let write = vec![WriteOp::DeleteDocument { id }];
+        // The tombstone first: a `find` racing this delete cannot bring the document back.
         self.shared.deleted().insert(id);
+        let (sender, outcome) = tokio::sync::oneshot::channel();
+        let shared = self.shared.clone();
         let document = self.loaded(id);
-        let result = match &document {
+        let target = document.clone();
+        let done: WriteDone = Box::new(move |result| {
+            if let Some(document) = &target {
+                document.deleted_outcome(&result);
+            }
+            match &result {
+                Ok(()) => {
+                    shared.loaded().remove(&id);
+                }
+                // Deleted already (by a concurrent delete): the tombstone stays.
+                Err(StorageError::DocumentNotFound(_)) => {}
+                Err(_) => {
+                    shared.deleted().remove(&id);
+                }
+            }
+            drop(target);
+            let _ = sender.send(result);
+        });
+        match document {
+            // On the document's thread: ordered after every change queued before, and no
+            // lock is taken on the async runtime.
             Some(document) => {
-                // On the document's thread: queued after every change made before, and no
-                // lock is taken on the async runtime.
                 let target = document.clone();
-                let storage = self.shared.storage.clone();
-                let submitted = self
-                    .shared
+                self.shared
                     .executor
-                    .run(id, move || {
-                        target.set_deleted(true);
-                        storage.submit(write)
-                    })
+                    .run(id, move || target.submit_delete(done))
                     .await?;
-                submitted.await
             }
-            None => self.shared.storage.submit(write).await,
-        };
-        match result {
-            Ok(()) => {
-                if let Some(document) = document {
-                    document.emit(DocEvent::Deleted);
-                }
-                self.shared.loaded().remove(&id);
-                Ok(())
-            }
-            Err(error) => {
-                self.shared.deleted().remove(&id);
-                if let Some(document) = document {
-                    document.set_deleted(false);
-                }
-                Err(match error {
-                    StorageError::DocumentNotFound(id) => Error::DocumentNotFound(id),
-                    other => other.into(),
-                })
-            }
+            None => self
+                .shared
+                .storage
+                .submit_with(vec![WriteOp::DeleteDocument { id }], done),
+        }
+        match outcome.await.map_err(|_| StorageError::Closed)? {
+            Ok(()) => Ok(()),
+            Err(StorageError::DocumentNotFound(id)) => Err(Error::DocumentNotFound(id)),
+            Err(other) => Err(other.into()),
         }
     }
 
-    /// Closes the repo: refuses new work, compacts open documents that need it, waits for
-    /// background work (compactions), then closes the storage, checkpointing SQLite's WAL.
-    /// Handles still open fail with [`Error::Closed`] afterwards. Closing again does nothing.
+    /// Closes the repo: refuses new work, writes any changes whose write failed, compacts
+    /// open documents that need it, waits for background work (compactions, never aborted),
+    /// then closes the storage, checkpointing SQLite's WAL. Handles still open fail with
+    /// [`Error::Closed`] afterwards. Closing again does nothing.
     pub async fn close(&self) -> Result<()> {
         if self.shared.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
-        // Documents still open are compacted as if unloaded.
         let open: Vec<Arc<Document>> = self
             .shared
             .loaded()
             .values()
             .filter_map(Weak::upgrade)
             .collect();
+        let policy = self.shared.config.compaction;
         for document in open {
-            if document.claim_compaction(true) {
-                document.spawn_claimed_compaction();
+            let (snapshot, incremental) = document.stored_sizes();
+            let due = document.has_unsaved() || policy.should_compact_idle(snapshot, incremental);
+            if due && let Err(error) = document.compact().await {
+                tracing::warn!(document = %document.id, %error, "compaction at close failed");
             }
         }
         self.shared.background.close();

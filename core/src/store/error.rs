@@ -40,6 +40,11 @@ pub enum StorageError {
     /// A create named a document that is stored already.
     #[error("document {0} is stored already")]
     DocumentExists(DocumentId),
+    /// The write was stored, but an earlier write of the same document failed, and these
+    /// changes depend on it: they are not acknowledged until it is stored, which the
+    /// document's next change (or compaction, or unload) retries.
+    #[error("an earlier change of this document failed to be stored; this one waits for it")]
+    EarlierWriteFailed,
     /// The storage was closed; nothing more can be read or written.
     #[error("the storage is closed")]
     Closed,

@@ -43,7 +43,7 @@ pub type WriteDone = Box<dyn FnOnce(Result<(), StorageError>) + Send>;
 ///   as it was before it, and does not affect other submissions.
 /// - The outcome is reported exactly once, once the writes are durable (for SQLite:
 ///   committed, with the configured `synchronous` level) or have failed, whether or not
-///   anybody still waits for it.
+///   anybody still waits for it; outcomes are reported in submission order.
 /// - No method blocks the calling thread: blocking work runs on threads of the backend's own.
 pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
     /// This replica's storage id, created once and kept for the life of the storage.
@@ -51,7 +51,8 @@ pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
 
     /// Enqueues writes, applied atomically and in submission order, and calls `done` with
     /// the outcome. `done` may run on any thread, possibly before this returns (an in-memory
-    /// backend); it must be quick and must not call back into the storage.
+    /// backend); it must be quick. It may submit more writes (never wait for them): the
+    /// backend must not hold a lock of its own while calling it.
     fn submit_with(&self, writes: Vec<WriteOp>, done: WriteDone);
 
     /// Enqueues writes like [`submit_with`](Storage::submit_with); the future resolves with

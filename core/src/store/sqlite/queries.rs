@@ -207,11 +207,19 @@ fn meta_from_row(row: &Row<'_>) -> rusqlite::Result<Result<DocumentMeta, Storage
     Ok(meta)
 }
 
-/// Loads a document's metadata and chunks (snapshots first, then in write order).
+/// Loads a document's metadata and chunks (snapshots first, then in write order), both in
+/// one read transaction so that a concurrent write is seen entirely or not at all.
 pub(crate) fn load(
     conn: &Connection,
     id: DocumentId,
 ) -> Result<Option<StoredDocument>, StorageError> {
+    let tx = conn.unchecked_transaction()?;
+    let stored = load_in(&tx, id)?;
+    tx.finish()?;
+    Ok(stored)
+}
+
+fn load_in(conn: &Connection, id: DocumentId) -> Result<Option<StoredDocument>, StorageError> {
     let meta = conn
         .prepare_cached(&format!(
             "SELECT {META_COLUMNS} FROM documents WHERE id = ?1"
