@@ -1,15 +1,17 @@
 //! [`DocHandle`]: the app's handle on one document.
 
-use std::{future::Future, sync::Arc};
+use std::{
+    future::Future,
+    panic::{AssertUnwindSafe, catch_unwind},
+    sync::Arc,
+};
 
 use automerge::{Automerge, AutomergeError, ChangeHash, transaction::Transaction};
 
-use super::{
-    doc_event::DocSubscription,
-    document::{AppliedChange, Document},
-    historic_view::HistoricView,
-};
-use crate::{AutomergeUrl, DocumentId, Error, Result, store::StorageError};
+use tokio::sync::oneshot;
+
+use super::{doc_event::DocSubscription, document::Document, historic_view::HistoricView};
+use crate::{AutomergeUrl, DocumentId, Error, Result};
 
 /// A local change that is committed to storage.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,39 +106,29 @@ impl DocHandle {
     {
         let document = self.document.clone();
         let target = document.clone();
+        let (caller, outcome) = oneshot::channel();
         // Nothing is queued once the repo is closed.
-        let applied = (!document.repo.is_closed()).then(|| {
-            document
-                .repo
-                .executor
-                .run(document.id, move || target.apply_local(change))
-        });
-        async move {
-            let applied = applied.ok_or(Error::Closed)?;
-            let AppliedChange {
-                value,
-                heads,
-                hash,
-                written,
-            } = applied.await??;
-            if let Some(written) = written {
-                match written.await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(StorageError::DocumentNotFound(id))) => {
-                        return Err(Error::DocumentDeleted(id));
-                    }
-                    Ok(Err(error)) => return Err(error.into()),
-                    Err(_) => return Err(StorageError::Closed.into()),
+        let queued = if document.repo.is_closed() {
+            Err(Error::Closed)
+        } else {
+            document.repo.executor.execute(document.id, move || {
+                let mut caller = Some(caller);
+                let applied =
+                    catch_unwind(AssertUnwindSafe(|| target.apply_local(change, &mut caller)));
+                if let (Err(panic), Some(caller)) = (applied, caller) {
+                    let _ = caller.send(Err(Error::from_panic(panic.as_ref())));
                 }
-                if document.claim_compaction(false) {
-                    document.spawn_claimed_compaction();
-                }
-            }
-            Ok(Committed {
-                value,
-                heads,
-                change: hash,
             })
+        };
+        async move {
+            queued?;
+            let committed = outcome
+                .await
+                .map_err(|_| Error::Internal("the document thread stopped".to_owned()))??;
+            if committed.change.is_some() && document.claim_compaction(false) {
+                document.spawn_claimed_compaction();
+            }
+            Ok(committed)
         }
     }
 

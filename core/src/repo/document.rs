@@ -27,6 +27,7 @@ use tokio::sync::{broadcast, oneshot};
 
 use super::{
     doc_event::{ChangeOrigin, DocChange, DocEvent},
+    doc_handle::Committed,
     repo::RepoShared,
 };
 use crate::{
@@ -144,13 +145,14 @@ impl StorageBook {
 
 type WriteResult = std::result::Result<(), StorageError>;
 
-/// A local change applied in memory whose write is on its way to storage.
-pub(crate) struct AppliedChange<R> {
-    pub(crate) value: R,
-    pub(crate) heads: Vec<ChangeHash>,
-    pub(crate) hash: Option<ChangeHash>,
-    /// Resolves with the write's outcome; `None` if nothing was written.
-    pub(crate) written: Option<oneshot::Receiver<std::result::Result<(), StorageError>>>,
+/// Where the outcome of a local change goes: resolved once its write is reported.
+pub(crate) type ChangeReply<R> = oneshot::Sender<Result<Committed<R>>>;
+
+/// Sends `outcome` to the caller if it is still waiting.
+fn reply<R>(reply: &mut Option<ChangeReply<R>>, outcome: Result<Committed<R>>) {
+    if let Some(reply) = reply.take() {
+        let _ = reply.send(outcome);
+    }
 }
 
 pub(crate) fn now_millis() -> i64 {
@@ -272,15 +274,21 @@ impl Document {
 
     /// Applies a local change in memory and submits its chunk to storage while still holding
     /// the lock, so that chunks reach storage in the order their changes were made. The
-    /// write's outcome is recorded when storage reports it, whether or not the caller still
-    /// waits. Blocking: runs the caller's closure and automerge work.
-    pub(crate) fn apply_local<R, F>(self: &Arc<Self>, change: F) -> Result<AppliedChange<R>>
-    where
+    /// outcome goes to `caller` when storage reports it (one hand-off, from the storage
+    /// thread to the caller); errors before that go at once. The write's outcome is recorded
+    /// whether or not the caller still waits. Blocking: runs the caller's closure and
+    /// automerge work.
+    pub(crate) fn apply_local<R, F>(
+        self: &Arc<Self>,
+        change: F,
+        caller: &mut Option<ChangeReply<R>>,
+    ) where
         F: FnOnce(&mut Transaction<'_>) -> std::result::Result<R, AutomergeError>,
+        R: Send + 'static,
     {
         let mut state = self.write();
         if self.deleted.load(Ordering::Acquire) || self.book().gone {
-            return Err(Error::DocumentDeleted(self.id));
+            return reply(caller, Err(Error::DocumentDeleted(self.id)));
         }
         let emit_patches = self.events.receiver_count() > 0;
         let log = if emit_patches {
@@ -288,58 +296,67 @@ impl Document {
         } else {
             PatchLog::inactive()
         };
-        let mut tx = state
-            .doc
-            .transaction_log_patches(log)
-            .map_err(|error| Error::Internal(error.to_string()))?;
+        let mut tx = match state.doc.transaction_log_patches(log) {
+            Ok(tx) => tx,
+            Err(error) => return reply(caller, Err(Error::Internal(error.to_string()))),
+        };
         let value = match change(&mut tx) {
             Ok(value) => value,
             Err(error) => {
                 tx.rollback();
-                return Err(error.into());
+                return reply(caller, Err(error.into()));
             }
         };
         let (hash, mut log) = tx.commit();
         let heads = state.doc.get_heads();
         let Some(hash) = hash else {
-            return Ok(AppliedChange {
-                value,
-                heads,
-                hash: None,
-                written: None,
-            });
+            return reply(
+                caller,
+                Ok(Committed {
+                    value,
+                    heads,
+                    change: None,
+                }),
+            );
         };
         *self.heads.lock().unwrap_or_else(PoisonError::into_inner) = heads.clone();
-        let mut change = state
-            .doc
-            .get_change_by_hash(&hash)
-            .ok_or_else(|| Error::Internal(format!("committed change {hash} is missing")))?;
+        let Some(mut change) = state.doc.get_change_by_hash(&hash) else {
+            let error = Error::Internal(format!("committed change {hash} is missing"));
+            return reply(caller, Err(error));
+        };
         let chunk = Chunk::new(ChunkKind::Incremental, change.bytes().into_owned());
-        let written = self.submit_chunks(chunk, &heads);
+        let id = self.id;
+        let mut waiting = caller.take();
+        let committed = Committed {
+            value,
+            heads: heads.clone(),
+            change: Some(hash),
+        };
+        self.submit_chunks(
+            chunk,
+            &heads,
+            Box::new(move |result| {
+                let outcome = match result {
+                    Ok(()) => Ok(committed),
+                    Err(StorageError::DocumentNotFound(_)) => Err(Error::DocumentDeleted(id)),
+                    Err(error) => Err(error.into()),
+                };
+                reply(&mut waiting, outcome);
+            }),
+        );
         if emit_patches {
             let patches = state.doc.make_patches(&mut log);
             self.emit(DocEvent::Changed(DocChange {
                 origin: ChangeOrigin::Local,
-                heads: heads.clone(),
+                heads,
                 patches: Arc::new(patches),
             }));
         }
-        drop(state);
-        Ok(AppliedChange {
-            value,
-            heads,
-            hash: Some(hash),
-            written: Some(written),
-        })
     }
 
     /// Submits `chunk`, preceded by any chunks whose earlier write failed, as one atomic
     /// submission. Call with the document's write lock held (it orders the submissions).
-    fn submit_chunks(
-        self: &Arc<Self>,
-        chunk: Chunk,
-        heads: &[ChangeHash],
-    ) -> oneshot::Receiver<std::result::Result<(), StorageError>> {
+    fn submit_chunks(self: &Arc<Self>, chunk: Chunk, heads: &[ChangeHash], done: WriteDone) {
         let chunks: Vec<Chunk> = {
             let mut book = self.book();
             let mut chunks = std::mem::take(&mut book.unsaved);
@@ -358,7 +375,6 @@ impl Document {
                 now,
             })
             .collect();
-        let (sender, written) = oneshot::channel();
         let document = self.clone();
         self.repo.storage.submit_with(
             writes,
@@ -367,10 +383,9 @@ impl Document {
                 // Let go of the document before the caller hears back, so that a caller who
                 // drops its last handle next really unloads it.
                 drop(document);
-                let _ = sender.send(outcome);
+                done(outcome);
             }),
         );
-        written
     }
 
     /// Whether a compaction is due by the policy (`idle`: the lower threshold used when the

@@ -52,12 +52,25 @@ impl Executor {
             .name(format!("weft-doc-{index}"))
             .spawn(move || {
                 for job in jobs {
-                    job();
+                    // A job reports its own panic; the thread must survive it.
+                    let _ = catch_unwind(AssertUnwindSafe(job));
                 }
             })
             .map_err(|error| Error::Internal(format!("cannot start a document thread: {error}")))?;
         queues[index] = Some(sender.clone());
         Ok(sender)
+    }
+
+    /// Queues `job` on the thread of `document` now, without waiting for it; the job reports
+    /// its own outcome (and panics).
+    pub(crate) fn execute(
+        &self,
+        document: DocumentId,
+        job: impl FnOnce() + Send + 'static,
+    ) -> Result<()> {
+        self.queue(document)?
+            .send(Box::new(job))
+            .map_err(|_| Error::Internal("the document thread stopped".to_owned()))
     }
 
     /// Queues `work` on the thread of `document` **now** (jobs of one document run in the
