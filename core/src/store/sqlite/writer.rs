@@ -152,6 +152,10 @@ impl Writer {
         &mut self,
         batch: &[Submission],
     ) -> Result<Vec<Result<(), StorageError>>, StorageError> {
+        if !self.conn.is_autocommit() {
+            // A rollback after an earlier failure failed too: try again before going on.
+            self.conn.execute_batch("ROLLBACK")?;
+        }
         self.conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
         let mut results = Vec::with_capacity(batch.len());
         for submission in batch {
