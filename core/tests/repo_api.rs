@@ -322,3 +322,42 @@ async fn a_closed_repo_refuses_work_and_closing_twice_is_fine() {
     assert!(matches!(repo.find(doc.id()).await, Err(Error::Closed)));
     assert_eq!(title(&doc), None, "the refused change was not applied");
 }
+
+#[tokio::test]
+async fn a_document_is_compacted_once_unloaded() {
+    // Only the unload compacts here.
+    let mut config = RepoConfig::default();
+    config.compaction.ratio = f64::INFINITY;
+    let repo = Repo::in_memory_with(config);
+    let doc = repo.create().await.unwrap();
+    let list = doc
+        .change(|tx| tx.put_object(ROOT, "list", ObjType::List))
+        .await
+        .unwrap()
+        .value;
+    for n in 0..20_i64 {
+        let obj = list.clone();
+        doc.change(move |tx| tx.insert(&obj, 0, n)).await.unwrap();
+    }
+    let id = doc.id();
+    let view = doc.view_at(&doc.heads()).unwrap();
+    drop(doc);
+    // A view still holds the document: nothing happens yet.
+    assert_eq!(repo.list().await.unwrap()[0].chunk_count, 22);
+    drop(view);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let meta = repo.list().await.unwrap().remove(0);
+        if meta.chunk_count == 1 {
+            assert_eq!(meta.incremental_bytes, 0);
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never compacted: {meta:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let doc = repo.find(id).await.unwrap();
+    assert_eq!(doc.with_doc(|d| d.length(&list)), 20);
+}

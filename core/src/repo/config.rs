@@ -16,7 +16,7 @@ pub struct CompactionPolicy {
     /// Never compact before the incremental chunks reach this many bytes, so that small
     /// documents are not rewritten on every change. Default: 1024.
     pub min_incremental_bytes: u64,
-    /// When a document is unloaded (its last handle dropped) or the repo closed, compact if
+    /// When a document is unloaded (no handle or view left) or the repo closed, compact if
     /// the incremental chunks hold more than this share of the snapshot's size, so documents
     /// at rest stay within this overhead of `Automerge::save` and load from one snapshot.
     /// Default: 0.05.

@@ -125,7 +125,7 @@ impl DocHandle {
             let committed = outcome
                 .await
                 .map_err(|_| Error::Internal("the document thread stopped".to_owned()))??;
-            if committed.change.is_some() && document.claim_compaction(false) {
+            if committed.change.is_some() && document.claim_compaction() {
                 document.spawn_claimed_compaction();
             }
             Ok(committed)
@@ -153,18 +153,5 @@ impl DocHandle {
     /// for the compaction policy.
     pub async fn compact(&self) -> Result<()> {
         self.document.compact().await
-    }
-}
-
-impl Drop for DocHandle {
-    /// When the last handle of a document goes, the document is unloaded: first fold its
-    /// incremental chunks into a snapshot if they are more than a small share of it (the
-    /// policy's `idle_ratio`), so that documents at rest are stored compactly and load fast.
-    /// Best effort (it needs a running tokio runtime); `Repo::close` does the same for every
-    /// document still loaded.
-    fn drop(&mut self) {
-        if Arc::strong_count(&self.document) == 1 && self.document.claim_compaction(true) {
-            self.document.spawn_claimed_compaction();
-        }
     }
 }

@@ -388,9 +388,9 @@ impl Document {
         );
     }
 
-    /// Whether a compaction is due by the policy (`idle`: the lower threshold used when the
-    /// document is unloaded); if so, marks one as queued. Cheap: takes only the book lock.
-    pub(crate) fn claim_compaction(&self, idle: bool) -> bool {
+    /// Whether a compaction is due by the policy; if so, marks one as queued. Cheap: takes
+    /// only the book lock.
+    pub(crate) fn claim_compaction(&self) -> bool {
         let (snapshot, incremental) = {
             let book = self.book();
             if book.gone || self.repo.is_closed() {
@@ -398,13 +398,11 @@ impl Document {
             }
             book.sizes()
         };
-        let policy = &self.repo.config.compaction;
-        let due = if idle {
-            policy.should_compact_idle(snapshot, incremental)
-        } else {
-            policy.should_compact(snapshot, incremental)
-        };
-        due && !self.compaction_queued.swap(true, Ordering::AcqRel)
+        self.repo
+            .config
+            .compaction
+            .should_compact(snapshot, incremental)
+            && !self.compaction_queued.swap(true, Ordering::AcqRel)
     }
 
     /// Runs a claimed compaction in the background (if a tokio runtime is running). The
@@ -511,36 +509,56 @@ impl Document {
 }
 
 impl Drop for Document {
-    /// Chunks whose write failed are written once more when the document is unloaded, so a
-    /// transient storage error loses nothing while the process lives.
+    /// The document is unloaded (its last handle, view and pending write are gone). If its
+    /// incremental chunks are more than a small share of its snapshot (the policy's
+    /// `idle_ratio`), or some changes failed to be written, its final state is saved as a
+    /// snapshot replacing every chunk, on its thread: documents at rest are stored compactly
+    /// and load fast, and a transient storage error loses nothing while the process lives.
     fn drop(&mut self) {
         let book = self.book.get_mut().unwrap_or_else(PoisonError::into_inner);
-        if book.unsaved.is_empty() || book.gone {
+        // After close, storage is closed; `Repo::close` saved what the open documents needed.
+        if book.gone || self.deleted.load(Ordering::Acquire) || self.repo.is_closed() {
             return;
         }
-        let heads = self
-            .heads
-            .get_mut()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        let id = self.id;
-        let writes = std::mem::take(&mut book.unsaved)
-            .into_iter()
-            .map(|chunk| WriteOp::AppendChunk {
-                id,
-                chunk,
-                heads: heads.clone(),
-                now: now_millis(),
-            })
+        let (snapshot_bytes, incremental_bytes) = book.sizes();
+        let idle_due = self
+            .repo
+            .config
+            .compaction
+            .should_compact_idle(snapshot_bytes, incremental_bytes);
+        if !idle_due && book.unsaved.is_empty() {
+            return;
+        }
+        // No write is pending (each holds the document), so stored and unsaved are all.
+        let replaces: Vec<ChunkHash> = book
+            .stored
+            .iter()
+            .map(|(hash, _, _)| *hash)
+            .chain(book.unsaved.iter().map(Chunk::hash))
             .collect();
-        self.repo.storage.submit_with(
-            writes,
-            Box::new(move |result| {
-                if let Err(error) = result {
-                    tracing::error!(document = %id, %error, "changes could not be stored");
-                }
-            }),
-        );
+        let state = self.state.get_mut().unwrap_or_else(PoisonError::into_inner);
+        let doc = std::mem::take(&mut state.doc);
+        let (id, storage) = (self.id, self.repo.storage.clone());
+        let save = move || {
+            let snapshot = Chunk::new(ChunkKind::Snapshot, doc.save());
+            let write = WriteOp::Compact {
+                id,
+                snapshot,
+                replaces,
+            };
+            storage.submit_with(
+                vec![write],
+                Box::new(move |result| match result {
+                    Ok(()) | Err(StorageError::DocumentNotFound(_)) => {}
+                    Err(error) => {
+                        tracing::error!(document = %id, %error, "saving an unloaded document failed");
+                    }
+                }),
+            );
+        };
+        if let Err(error) = self.repo.executor.execute(id, save) {
+            tracing::error!(document = %id, %error, "cannot save an unloaded document");
+        }
     }
 }
 

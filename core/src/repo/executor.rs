@@ -73,6 +73,29 @@ impl Executor {
             .map_err(|_| Error::Internal("the document thread stopped".to_owned()))
     }
 
+    /// Waits until every job queued so far, on every thread, has run.
+    pub(crate) async fn drain(&self) {
+        let queues: Vec<mpsc::Sender<Job>> = self
+            .queues
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .flatten()
+            .cloned()
+            .collect();
+        let mut done = Vec::new();
+        for queue in queues {
+            let (sender, finished) = oneshot::channel::<()>();
+            // Jobs of one thread run in order: this one runs after all queued before it.
+            if queue.send(Box::new(move || drop(sender))).is_ok() {
+                done.push(finished);
+            }
+        }
+        for finished in done {
+            let _ = finished.await;
+        }
+    }
+
     /// Queues `work` on the thread of `document` **now** (jobs of one document run in the
     /// order they were queued) and returns a future of its result. A panic in `work` is caught
     /// and returned as [`Error::Panicked`]; the thread carries on.

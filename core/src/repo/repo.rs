@@ -66,15 +66,11 @@ impl RepoShared {
         self.closed.load(Ordering::Acquire)
     }
 
-    /// Runs `work` in the background if a tokio runtime is running (`false` otherwise, e.g.
-    /// from a `Drop` outside any runtime).
-    pub(crate) fn spawn_background(&self, work: impl Future<Output = ()> + Send + 'static) -> bool {
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => {
-                self.background.spawn_on(work, &runtime);
-                true
-            }
-            Err(_) => false,
+    /// Runs `work` in the background if a tokio runtime is running (callers are async code,
+    /// so one is; without one the work is skipped, never run on the wrong thread).
+    pub(crate) fn spawn_background(&self, work: impl Future<Output = ()> + Send + 'static) {
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            self.background.spawn_on(work, &runtime);
         }
     }
 
@@ -325,6 +321,8 @@ impl Repo {
         }
         self.shared.background.close();
         self.shared.background.wait().await;
+        // Documents unloaded meanwhile save themselves on their threads: let them finish.
+        self.shared.executor.drain().await;
         Ok(self.shared.storage.close().await?)
     }
 }
