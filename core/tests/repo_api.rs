@@ -22,6 +22,20 @@ fn title(repo_doc: &weft::DocHandle) -> Option<String> {
     })
 }
 
+/// Puts a list in the document and inserts `count` numbers into it, one change each.
+async fn list_of_changes(doc: &weft::DocHandle, count: i64) -> weft::automerge::ObjId {
+    let list = doc
+        .change(|tx| tx.put_object(ROOT, "list", ObjType::List))
+        .await
+        .unwrap()
+        .value;
+    for n in 0..count {
+        let obj = list.clone();
+        doc.change(move |tx| tx.insert(&obj, 0, n)).await.unwrap();
+    }
+    list
+}
+
 #[tokio::test]
 async fn a_document_survives_closing_and_reopening_the_database() {
     let dir = tempfile::tempdir().unwrap();
@@ -279,15 +293,7 @@ async fn automatic_compaction_keeps_storage_bounded() {
     let dir = tempfile::tempdir().unwrap();
     let repo = Repo::open(dir.path().join("app.db")).await.unwrap();
     let doc = repo.create().await.unwrap();
-    let list = doc
-        .change(|tx| tx.put_object(ROOT, "list", ObjType::List))
-        .await
-        .unwrap()
-        .value;
-    for n in 0..500_i64 {
-        let obj = list.clone();
-        doc.change(move |tx| tx.insert(&obj, 0, n)).await.unwrap();
-    }
+    let list = list_of_changes(&doc, 500).await;
     // Before any unload or close: the policy must have compacted during the changes.
     let meta = repo.list().await.unwrap().remove(0);
     assert!(
@@ -330,15 +336,7 @@ async fn a_document_is_compacted_once_unloaded() {
     config.compaction.ratio = f64::INFINITY;
     let repo = Repo::in_memory_with(config);
     let doc = repo.create().await.unwrap();
-    let list = doc
-        .change(|tx| tx.put_object(ROOT, "list", ObjType::List))
-        .await
-        .unwrap()
-        .value;
-    for n in 0..20_i64 {
-        let obj = list.clone();
-        doc.change(move |tx| tx.insert(&obj, 0, n)).await.unwrap();
-    }
+    let list = list_of_changes(&doc, 20).await;
     let id = doc.id();
     let view = doc.view_at(&doc.heads()).unwrap();
     drop(doc);
