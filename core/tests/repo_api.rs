@@ -23,7 +23,7 @@ fn title(repo_doc: &weft::DocHandle) -> Option<String> {
 }
 
 /// Puts a list in the document and inserts `count` numbers into it, one change each.
-async fn list_of_changes(doc: &weft::DocHandle, count: i64) -> weft::automerge::ObjId {
+async fn list_of_changes(doc: &weft::DocHandle, count: i64) -> ObjId {
     let list = doc
         .change(|tx| tx.put_object(ROOT, "list", ObjType::List))
         .await
