@@ -8,7 +8,7 @@ use std::time::Duration;
 use weft::{
     ChangeOrigin, DocEvent, Error, Repo, RepoConfig,
     automerge::{
-        ChangeHash, ObjType, ROOT, ReadDoc, ScalarValue, Value, transaction::Transactable,
+        ChangeHash, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, Value, transaction::Transactable,
     },
 };
 
