@@ -2,7 +2,8 @@
 //! same run (rusqlite, one transaction per change, same WAL and `synchronous=FULL`).
 //!
 //! `cargo bench -p weft --bench durable_changes` (`WEFT_BENCH_CHANGES` sets the count,
-//! `WEFT_BENCH_DIR` the disk). Targets (issue): at 50 writers ≥ 10× the naive rate and at most
+//! `WEFT_BENCH_DIR` the disk, `WEFT_BENCH_SYNC=normal` runs weft with `synchronous=NORMAL`
+//! to separate fsync cost from the rest). Targets (issue): at 50 writers ≥ 10× the naive rate and at most
 //! one transaction (fsync) per 10 changes.
 
 // A benchmark: a failed step should stop it loudly.

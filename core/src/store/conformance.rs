@@ -56,8 +56,8 @@ macro_rules! storage_conformance_tests {
             async fn a_created_document_loads_with_its_chunk_and_metadata() {
                 let (store, _guard) = $make.await;
                 let id = DocumentId::random();
-                store.submit(vec![create(id, snapshot("base"))]).await.unwrap();
-                let stored = store.load(id).await.unwrap().expect("stored");
+                store.submit(vec![create(id, snapshot("base"))]).await.expect("the storage operation succeeds");
+                let stored = store.load(id).await.expect("the storage operation succeeds").expect("stored");
                 assert_eq!(stored.chunks, vec![snapshot("base")]);
                 assert_eq!(stored.meta.id, id);
                 assert_eq!(stored.meta.created_at, 1_000);
@@ -66,17 +66,17 @@ macro_rules! storage_conformance_tests {
                 assert_eq!(stored.meta.snapshot_bytes, 4);
                 assert_eq!(stored.meta.incremental_bytes, 0);
                 assert_eq!(stored.meta.chunk_count, 1);
-                assert!(store.load(DocumentId::random()).await.unwrap().is_none());
+                assert!(store.load(DocumentId::random()).await.expect("the storage operation succeeds").is_none());
             }
 
             #[tokio::test]
             async fn creating_a_stored_document_again_is_refused() {
                 let (store, _guard) = $make.await;
                 let id = DocumentId::random();
-                store.submit(vec![create(id, snapshot("a"))]).await.unwrap();
+                store.submit(vec![create(id, snapshot("a"))]).await.expect("the storage operation succeeds");
                 let again = store.submit(vec![create(id, snapshot("b"))]).await;
                 assert!(matches!(again, Err(StorageError::DocumentExists(found)) if found == id));
-                let stored = store.load(id).await.unwrap().unwrap();
+                let stored = store.load(id).await.expect("read").expect("the document is stored");
                 assert_eq!(stored.chunks, vec![snapshot("a")]);
             }
 
@@ -84,12 +84,12 @@ macro_rules! storage_conformance_tests {
             async fn appends_keep_order_update_heads_and_ignore_duplicates() {
                 let (store, _guard) = $make.await;
                 let id = DocumentId::random();
-                store.submit(vec![create(id, snapshot("base"))]).await.unwrap();
-                store.submit(vec![append(id, incremental("one"), 2, 2_000)]).await.unwrap();
-                store.submit(vec![append(id, incremental("two"), 3, 3_000)]).await.unwrap();
+                store.submit(vec![create(id, snapshot("base"))]).await.expect("the storage operation succeeds");
+                store.submit(vec![append(id, incremental("one"), 2, 2_000)]).await.expect("the storage operation succeeds");
+                store.submit(vec![append(id, incremental("two"), 3, 3_000)]).await.expect("the storage operation succeeds");
                 // The same bytes again: the chunk is stored once.
-                store.submit(vec![append(id, incremental("one"), 4, 4_000)]).await.unwrap();
-                let stored = store.load(id).await.unwrap().unwrap();
+                store.submit(vec![append(id, incremental("one"), 4, 4_000)]).await.expect("the storage operation succeeds");
+                let stored = store.load(id).await.expect("read").expect("the document is stored");
                 assert_eq!(
                     stored.chunks,
                     vec![snapshot("base"), incremental("one"), incremental("two")]
@@ -122,23 +122,23 @@ macro_rules! storage_conformance_tests {
                     replaces: vec![],
                 };
                 assert!(missing(store.submit(vec![compact]).await));
-                assert!(store.list().await.unwrap().is_empty());
+                assert!(store.list().await.expect("the storage operation succeeds").is_empty());
             }
 
             #[tokio::test]
             async fn compaction_replaces_only_the_chunks_it_names() {
                 let (store, _guard) = $make.await;
                 let id = DocumentId::random();
-                store.submit(vec![create(id, snapshot("base"))]).await.unwrap();
-                store.submit(vec![append(id, incremental("one"), 2, 2)]).await.unwrap();
-                store.submit(vec![append(id, incremental("two"), 3, 3)]).await.unwrap();
+                store.submit(vec![create(id, snapshot("base"))]).await.expect("the storage operation succeeds");
+                store.submit(vec![append(id, incremental("one"), 2, 2)]).await.expect("the storage operation succeeds");
+                store.submit(vec![append(id, incremental("two"), 3, 3)]).await.expect("the storage operation succeeds");
                 let compact = WriteOp::Compact {
                     id,
                     snapshot: snapshot("base+one"),
                     replaces: vec![snapshot("base").hash(), incremental("one").hash()],
                 };
-                store.submit(vec![compact]).await.unwrap();
-                let stored = store.load(id).await.unwrap().unwrap();
+                store.submit(vec![compact]).await.expect("the storage operation succeeds");
+                let stored = store.load(id).await.expect("read").expect("the document is stored");
                 assert_eq!(stored.chunks, vec![snapshot("base+one"), incremental("two")]);
                 assert_eq!(stored.meta.snapshot_bytes, 8);
                 assert_eq!(stored.meta.incremental_bytes, 3);
@@ -149,16 +149,16 @@ macro_rules! storage_conformance_tests {
             async fn a_submission_is_all_or_nothing_and_does_not_affect_others() {
                 let (store, _guard) = $make.await;
                 let id = DocumentId::random();
-                store.submit(vec![create(id, snapshot("base"))]).await.unwrap();
+                store.submit(vec![create(id, snapshot("base"))]).await.expect("the storage operation succeeds");
                 let good = store.submit(vec![append(id, incremental("kept"), 2, 2)]);
                 let bad = store.submit(vec![
                     append(id, incremental("dropped"), 3, 3),
                     append(DocumentId::random(), incremental("nowhere"), 4, 4),
                 ]);
                 let (good, bad) = tokio::join!(good, bad);
-                good.unwrap();
+                good.expect("the good submission is stored");
                 assert!(matches!(bad, Err(StorageError::DocumentNotFound(_))));
-                let stored = store.load(id).await.unwrap().unwrap();
+                let stored = store.load(id).await.expect("read").expect("the document is stored");
                 assert_eq!(stored.chunks, vec![snapshot("base"), incremental("kept")]);
                 assert_eq!(stored.meta.heads, vec![ChangeHash([2; 32])]);
             }
@@ -171,21 +171,21 @@ macro_rules! storage_conformance_tests {
                 store
                     .submit(vec![create(id, snapshot("a")), create(other, snapshot("b"))])
                     .await
-                    .unwrap();
+                    .expect("the storage operation succeeds");
                 let put = |id| WriteOp::PutSyncState {
                     id,
                     peer: peer.clone(),
                     state: vec![9],
                 };
-                store.submit(vec![put(id), put(other)]).await.unwrap();
-                store.submit(vec![WriteOp::DeleteDocument { id }]).await.unwrap();
-                assert!(store.load(id).await.unwrap().is_none());
-                assert_eq!(store.load_sync_state(id, peer.clone()).await.unwrap(), None);
+                store.submit(vec![put(id), put(other)]).await.expect("the storage operation succeeds");
+                store.submit(vec![WriteOp::DeleteDocument { id }]).await.expect("the storage operation succeeds");
+                assert!(store.load(id).await.expect("the storage operation succeeds").is_none());
+                assert_eq!(store.load_sync_state(id, peer.clone()).await.expect("the storage operation succeeds"), None);
                 assert_eq!(
-                    store.load_sync_state(other, peer.clone()).await.unwrap(),
+                    store.load_sync_state(other, peer.clone()).await.expect("the storage operation succeeds"),
                     Some(vec![9])
                 );
-                let ids: Vec<_> = store.list().await.unwrap().iter().map(|m| m.id).collect();
+                let ids: Vec<_> = store.list().await.expect("the storage operation succeeds").iter().map(|m| m.id).collect();
                 assert_eq!(ids, vec![other]);
             }
 
@@ -193,18 +193,18 @@ macro_rules! storage_conformance_tests {
             async fn sync_states_are_kept_per_document_and_peer_and_replaced() {
                 let (store, _guard) = $make.await;
                 let id = DocumentId::random();
-                store.submit(vec![create(id, snapshot("a"))]).await.unwrap();
+                store.submit(vec![create(id, snapshot("a"))]).await.expect("the storage operation succeeds");
                 let put = |peer: &str, state: Vec<u8>| WriteOp::PutSyncState {
                     id,
                     peer: StorageId::new(peer),
                     state,
                 };
-                store.submit(vec![put("p1", vec![1]), put("p2", vec![2])]).await.unwrap();
-                store.submit(vec![put("p1", vec![3])]).await.unwrap();
+                store.submit(vec![put("p1", vec![1]), put("p2", vec![2])]).await.expect("the storage operation succeeds");
+                store.submit(vec![put("p1", vec![3])]).await.expect("the storage operation succeeds");
                 let load = |peer: &str| store.load_sync_state(id, StorageId::new(peer));
-                assert_eq!(load("p1").await.unwrap(), Some(vec![3]));
-                assert_eq!(load("p2").await.unwrap(), Some(vec![2]));
-                assert_eq!(load("p3").await.unwrap(), None);
+                assert_eq!(load("p1").await.expect("the storage operation succeeds"), Some(vec![3]));
+                assert_eq!(load("p2").await.expect("the storage operation succeeds"), Some(vec![2]));
+                assert_eq!(load("p3").await.expect("the storage operation succeeds"), None);
             }
 
             #[tokio::test]
@@ -212,10 +212,10 @@ macro_rules! storage_conformance_tests {
                 let (store, _guard) = $make.await;
                 let mut ids: Vec<_> = (0..20).map(|_| DocumentId::random()).collect();
                 for id in &ids {
-                    store.submit(vec![create(*id, snapshot("x"))]).await.unwrap();
+                    store.submit(vec![create(*id, snapshot("x"))]).await.expect("the storage operation succeeds");
                 }
                 ids.sort();
-                let listed: Vec<_> = store.list().await.unwrap().iter().map(|m| m.id).collect();
+                let listed: Vec<_> = store.list().await.expect("the storage operation succeeds").iter().map(|m| m.id).collect();
                 assert_eq!(listed, ids);
             }
 
@@ -230,9 +230,9 @@ macro_rules! storage_conformance_tests {
                     store.submit(vec![append(id, incremental("two"), 3, 3)]),
                 ];
                 for write in pending {
-                    write.await.unwrap();
+                    write.await.expect("the storage operation succeeds");
                 }
-                let stored = store.load(id).await.unwrap().unwrap();
+                let stored = store.load(id).await.expect("read").expect("the document is stored");
                 assert_eq!(
                     stored.chunks,
                     vec![snapshot("base"), incremental("one"), incremental("two")]
@@ -251,8 +251,11 @@ macro_rules! storage_conformance_tests {
                         let _ = sender.send(result);
                     }),
                 );
-                outcome.await.expect("the outcome is reported").unwrap();
-                let stored = store.load(id).await.unwrap().expect("the unawaited create");
+                outcome
+                    .await
+                    .expect("the outcome is reported")
+                    .expect("the append is stored");
+                let stored = store.load(id).await.expect("the storage operation succeeds").expect("the unawaited create");
                 assert_eq!(stored.chunks.len(), 2);
             }
 
@@ -260,8 +263,8 @@ macro_rules! storage_conformance_tests {
             async fn a_closed_store_refuses_reads_and_writes() {
                 let (store, _guard) = $make.await;
                 let id = DocumentId::random();
-                store.submit(vec![create(id, snapshot("a"))]).await.unwrap();
-                store.close().await.unwrap();
+                store.submit(vec![create(id, snapshot("a"))]).await.expect("the storage operation succeeds");
+                store.close().await.expect("the storage operation succeeds");
                 assert!(matches!(store.load(id).await, Err(StorageError::Closed)));
                 assert!(matches!(store.list().await, Err(StorageError::Closed)));
                 let write = store.submit(vec![create(DocumentId::random(), snapshot("b"))]).await;

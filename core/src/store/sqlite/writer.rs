@@ -211,10 +211,11 @@ mod tests {
     /// the other is committed, and each gets its own outcome.
     #[test]
     fn one_failing_submission_does_not_fail_its_batch() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut conn = Connection::open(dir.path().join("w.db")).unwrap();
-        conn.pragma_update(None, "foreign_keys", true).unwrap();
-        schema::migrate(&mut conn).unwrap();
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let mut conn = Connection::open(dir.path().join("w.db")).expect("open the test database");
+        conn.pragma_update(None, "foreign_keys", true)
+            .expect("foreign keys");
+        schema::migrate(&mut conn).expect("migrate");
         let (queue, jobs) = mpsc::channel();
         let outcomes = Arc::new(Mutex::new(Vec::new()));
         let id = DocumentId::random();
@@ -232,17 +233,22 @@ mod tests {
         for (index, write) in submissions.into_iter().enumerate() {
             let outcomes = outcomes.clone();
             let done = Done::new(Box::new(move |result| {
-                outcomes.lock().unwrap().push((index, result.is_ok()));
+                outcomes
+                    .lock()
+                    .expect("outcomes lock")
+                    .push((index, result.is_ok()));
             }));
             queue
                 .send(WriterMessage::Write(Submission {
                     writes: vec![write],
                     done,
                 }))
-                .unwrap();
+                .expect("queue the submission");
         }
         let (closed, _) = oneshot::channel();
-        queue.send(WriterMessage::Close(closed)).unwrap();
+        queue
+            .send(WriterMessage::Close(closed))
+            .expect("queue close");
         let counters = Arc::new(WriterCounters::default());
         Writer {
             conn,
@@ -252,16 +258,19 @@ mod tests {
             counters: counters.clone(),
         }
         .run();
-        assert_eq!(*outcomes.lock().unwrap(), vec![(0, true), (1, false)]);
+        assert_eq!(
+            *outcomes.lock().expect("outcomes lock"),
+            vec![(0, true), (1, false)]
+        );
         assert_eq!(
             counters.transactions.load(Ordering::Relaxed),
             1,
             "one shared transaction"
         );
-        let check = Connection::open(dir.path().join("w.db")).unwrap();
+        let check = Connection::open(dir.path().join("w.db")).expect("open the test database");
         let stored: i64 = check
             .query_row("SELECT count(*) FROM chunks", [], |row| row.get(0))
-            .unwrap();
+            .expect("count chunks");
         assert_eq!(stored, 1);
     }
 }
