@@ -31,6 +31,8 @@ mod error;
 pub mod id;
 mod repo;
 pub mod store;
+pub mod sync;
+pub mod wire;
 
 /// The README's Rust code compiles (checked as a doctest).
 #[cfg(doctest)]
@@ -39,7 +41,7 @@ struct ReadmeDoctests;
 
 pub use automerge;
 pub use error::{Error, Result};
-pub use id::{AutomergeUrl, DocumentId, StorageId};
+pub use id::{AutomergeUrl, DocumentId, PeerId, StorageId};
 pub use repo::{
     ChangeOrigin, Committed, CompactionPolicy, DocChange, DocEvent, DocHandle, DocSubscription,
     HistoricView, Repo, RepoConfig,

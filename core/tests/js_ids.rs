@@ -7,11 +7,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly
 
-use std::{
-    io::Write,
-    path::PathBuf,
-    process::{Command, Stdio},
-};
+mod common;
+
+use std::path::PathBuf;
 
 use serde_json::Value;
 use weft::{
@@ -173,40 +171,8 @@ fn ref_urls_parse_to_the_same_segments_or_are_refused_clearly() {
 
 /// Runs `tests/js/check-ids.mjs`, or says why it cannot (`None`).
 fn check_with_js(urls: &[String]) -> Option<Vec<Value>> {
-    let js = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/js");
-    let required = std::env::var("WEFT_REQUIRE_JS").is_ok_and(|v| v == "1");
-    if !js.join("node_modules/@automerge/automerge-repo").exists() {
-        assert!(
-            !required,
-            "tests/js/node_modules is missing: run `npm ci` in tests/js"
-        );
-        eprintln!("skipped: the JS packages are not installed (run scripts/test)");
-        return None;
-    }
-    let child = Command::new("node")
-        .arg("check-ids.mjs")
-        .current_dir(&js)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn();
-    let mut child = match child {
-        Ok(child) => child,
-        Err(error) => {
-            assert!(!required, "node is required but could not start: {error}");
-            eprintln!("skipped: node is not available ({error})");
-            return None;
-        }
-    };
-    let input = serde_json::to_string(urls).unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(output.status.success(), "check-ids.mjs failed");
-    Some(serde_json::from_slice(&output.stdout).unwrap())
+    let results = common::run_node("check-ids.mjs", &serde_json::json!(urls))?;
+    Some(results.as_array().unwrap().clone())
 }
 
 #[test]

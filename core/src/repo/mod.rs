@@ -12,5 +12,6 @@ mod repo;
 pub use config::{CompactionPolicy, RepoConfig};
 pub use doc_event::{ChangeOrigin, DocChange, DocEvent, DocSubscription};
 pub use doc_handle::{Committed, DocHandle};
+pub(crate) use document::load_untrusted;
 pub use historic_view::HistoricView;
 pub use repo::Repo;

@@ -1,0 +1,619 @@
+//! [`DocSync`]: the protocol for one document — a sync state per peer, who asked, who has
+//! it, and the rule that nothing leaves this replica before it is durable.
+
+use std::{
+    collections::BTreeMap,
+    panic::{AssertUnwindSafe, catch_unwind},
+};
+
+use automerge::{
+    Automerge, ChangeHash,
+    sync::{self, SyncDoc},
+};
+
+use super::{
+    hub::{DocMessage, send},
+    policy::SharePolicy,
+    types::{
+        ConnectionId, Effect, LocalChange, Millis, Notification, PeerFault, SharedPeer, StorageTask,
+    },
+};
+use crate::{DocumentId, PeerId, StorageId, wire::Message};
+
+/// What a document's synchroniser needs to know of the replica and of now.
+pub(crate) struct Context<'a> {
+    pub(crate) me: &'a PeerId,
+    pub(crate) policy: &'a dyn SharePolicy,
+    pub(crate) session: &'a str,
+    pub(crate) now: Millis,
+    pub(crate) request_timeout_ms: u64,
+    pub(crate) save_interval_ms: u64,
+}
+
+/// Heads a peer with storage reported, for heads gossip: (storage, heads, timestamp).
+pub(crate) type Gossip = Vec<(StorageId, Vec<ChangeHash>, u64)>;
+
+/// How long a failed write waits before it is retried.
+const WRITE_RETRY_MS: u64 = 1000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Status {
+    /// Nothing heard from the peer about this document.
+    Quiet,
+    /// Our document is empty; we sent a `request` at `since` and wait for an answer.
+    Asked { since: Millis },
+    /// The peer sent `sync` or `request`.
+    Syncing,
+    /// The peer said `doc-unavailable` (or did not answer our request in time).
+    Unavailable,
+}
+
+struct DocPeer {
+    info: SharedPeer,
+    sync: sync::State,
+    /// The saved sync state is being loaded; the peer's messages wait for it.
+    loading_state: bool,
+    waiting: Vec<DocMessage>,
+    announce: bool,
+    access: bool,
+    status: Status,
+    /// The peer asked with `request` and has nothing.
+    wants: bool,
+    /// We answered its request with `doc-unavailable`.
+    told_unavailable: bool,
+    /// Shared heads when the sync state was last saved, and since when they differ.
+    saved_shared_heads: Vec<ChangeHash>,
+    dirty_since: Option<Millis>,
+}
+
+impl DocPeer {
+    /// Whether we sync with this peer at all (send it messages, forward it ephemera).
+    fn engaged(&self) -> bool {
+        self.access
+            && !self.loading_state
+            && (self.announce || self.wants || self.status == Status::Syncing)
+    }
+}
+
+/// The sync protocol of one document. Every method takes the document itself: the caller
+/// owns it and decides on which thread it is touched.
+pub(crate) struct DocSync {
+    id: DocumentId,
+    peers: BTreeMap<ConnectionId, DocPeer>,
+    /// The document exists here (stored, created, or received), even if it has no changes.
+    exists: bool,
+    /// Writes submitted whose outcome is not known.
+    writes_in_flight: usize,
+    /// A write failed: what it held is only in memory until a retry at this time succeeds.
+    retry_at: Option<Millis>,
+    /// The app opened the document and waits for it.
+    app_wants: bool,
+    app_told_unavailable: bool,
+    ephemeral_count: u64,
+}
+
+impl DocSync {
+    pub(crate) fn new(id: DocumentId, exists: bool) -> Self {
+        Self {
+            id,
+            peers: BTreeMap::new(),
+            exists,
+            writes_in_flight: 0,
+            retry_at: None,
+            app_wants: false,
+            app_told_unavailable: false,
+            ephemeral_count: 0,
+        }
+    }
+
+    fn has_data(&self, doc: &Automerge) -> bool {
+        self.exists || !doc.get_heads().is_empty()
+    }
+
+    /// The connections syncing this document.
+    pub(crate) fn engaged_peers(&self) -> Vec<ConnectionId> {
+        self.peers
+            .iter()
+            .filter(|(_, peer)| peer.engaged())
+            .map(|(connection, _)| *connection)
+            .collect()
+    }
+
+    /// The document was just created here: store it.
+    pub(crate) fn created(&mut self, cx: &Context<'_>, doc: &Automerge, out: &mut Vec<Effect>) {
+        self.exists = true;
+        self.persist(doc.save(), doc.get_heads(), out);
+        self.flush(cx, doc, out);
+    }
+
+    /// The app opened the document: tell it when it is ready, or ask peers for it.
+    pub(crate) fn open(&mut self, cx: &Context<'_>, doc: &Automerge, out: &mut Vec<Effect>) {
+        if self.has_data(doc) {
+            out.push(Effect::Notify(Notification::DocumentReady {
+                document: self.id,
+            }));
+            return;
+        }
+        self.app_wants = true;
+        self.app_told_unavailable = false;
+        // Ask again those who did not have it before.
+        for peer in self.peers.values_mut() {
+            if peer.status == Status::Unavailable {
+                peer.status = Status::Quiet;
+                peer.sync = sync::State::new();
+            }
+        }
+        self.flush(cx, doc, out);
+        self.check_unavailable(cx, out);
+    }
+
+    /// A peer finished its handshake (or the document was loaded while it was connected).
+    pub(crate) fn add_peer(
+        &mut self,
+        cx: &Context<'_>,
+        doc: &Automerge,
+        peer: SharedPeer,
+        out: &mut Vec<Effect>,
+    ) {
+        let access = cx.policy.access(&peer, self.id);
+        let announce = access && cx.policy.announce(&peer, self.id);
+        let storage = peer.persistent_storage().cloned();
+        let connection = peer.connection;
+        self.peers.insert(
+            connection,
+            DocPeer {
+                info: peer,
+                sync: sync::State::new(),
+                loading_state: storage.is_some(),
+                waiting: Vec::new(),
+                announce,
+                access,
+                status: Status::Quiet,
+                wants: false,
+                told_unavailable: false,
+                saved_shared_heads: Vec::new(),
+                dirty_since: None,
+            },
+        );
+        match storage {
+            Some(peer) => out.push(Effect::Storage(StorageTask::LoadSyncState {
+                document: self.id,
+                peer,
+            })),
+            None => self.flush(cx, doc, out),
+        }
+    }
+
+    /// A peer's connection is gone: save what we share with it, and stop waiting for it.
+    pub(crate) fn remove_peer(
+        &mut self,
+        cx: &Context<'_>,
+        doc: &Automerge,
+        connection: ConnectionId,
+        out: &mut Vec<Effect>,
+    ) {
+        if let Some(mut peer) = self.peers.remove(&connection)
+            && self.durable()
+        {
+            self.save_state(cx, &mut peer, true, out);
+        }
+        if !self.has_data(doc) {
+            self.check_unavailable(cx, out);
+        }
+    }
+
+    /// The sync state saved with `storage` arrived: peers with that storage start syncing,
+    /// and their waiting messages are handled. Returns the peers whose messages broke the
+    /// protocol, and heads to gossip.
+    pub(crate) fn sync_state_loaded(
+        &mut self,
+        cx: &Context<'_>,
+        doc: &mut Automerge,
+        storage: &StorageId,
+        state: Option<&[u8]>,
+        out: &mut Vec<Effect>,
+    ) -> (Vec<(ConnectionId, PeerFault)>, Gossip) {
+        let mut ready = Vec::new();
+        for (connection, peer) in &mut self.peers {
+            if peer.loading_state && peer.info.persistent_storage() == Some(storage) {
+                // A state that does not decode (written by another version) costs a full
+                // sync, nothing more.
+                peer.sync = state
+                    .and_then(|bytes| sync::State::decode(bytes).ok())
+                    .unwrap_or_default();
+                peer.saved_shared_heads = peer.sync.shared_heads.clone();
+                peer.loading_state = false;
+                ready.push((*connection, std::mem::take(&mut peer.waiting)));
+            }
+        }
+        let (mut faults, mut gossip) = (Vec::new(), Vec::new());
+        for (connection, waiting) in ready {
+            for message in waiting {
+                match self.receive(cx, doc, connection, message, out) {
+                    Ok(heads) => gossip.extend(heads),
+                    Err(fault) => {
+                        faults.push((connection, fault));
+                        break;
+                    }
+                }
+            }
+        }
+        self.flush(cx, doc, out);
+        (faults, gossip)
+    }
+
+    /// Handles a message from a peer. An `Err` means the peer broke the protocol: end its
+    /// connection (and call [`remove_peer`](Self::remove_peer)).
+    pub(crate) fn receive(
+        &mut self,
+        cx: &Context<'_>,
+        doc: &mut Automerge,
+        connection: ConnectionId,
+        message: DocMessage,
+        out: &mut Vec<Effect>,
+    ) -> Result<Gossip, PeerFault> {
+        let Some(peer) = self.peers.get_mut(&connection) else {
+            return Ok(Vec::new());
+        };
+        if peer.loading_state {
+            peer.waiting.push(message);
+            return Ok(Vec::new());
+        }
+        match message {
+            DocMessage::Sync { data, request } => {
+                self.receive_sync(cx, doc, connection, &data, request, out)
+            }
+            DocMessage::Unavailable => {
+                peer.status = Status::Unavailable;
+                if !self.has_data(doc) {
+                    self.check_unavailable(cx, out);
+                }
+                Ok(Vec::new())
+            }
+            DocMessage::Ephemeral {
+                origin,
+                session,
+                count,
+                data,
+            } => {
+                if !peer.access {
+                    return Ok(Vec::new());
+                }
+                out.push(Effect::Notify(Notification::Ephemeral {
+                    document: self.id,
+                    from: origin.clone(),
+                    data: data.clone(),
+                }));
+                for (other, peer) in &self.peers {
+                    if *other != connection && peer.engaged() && peer.info.peer_id != origin {
+                        send(
+                            out,
+                            *other,
+                            &Message::Ephemeral {
+                                sender: origin.clone(),
+                                target: peer.info.peer_id.clone(),
+                                document: self.id,
+                                session: session.clone(),
+                                count,
+                                data: data.clone(),
+                            },
+                        );
+                    }
+                }
+                Ok(Vec::new())
+            }
+            DocMessage::RemoteHeads(new_heads) => {
+                if !peer.access {
+                    return Ok(Vec::new());
+                }
+                let mut gossip = Vec::new();
+                for (storage, remote) in new_heads {
+                    out.push(Effect::Notify(Notification::RemoteHeads {
+                        document: self.id,
+                        storage: storage.clone(),
+                        heads: remote.heads.clone(),
+                        timestamp: remote.timestamp,
+                    }));
+                    gossip.push((storage, remote.heads, remote.timestamp));
+                }
+                Ok(gossip)
+            }
+        }
+    }
+
+    fn receive_sync(
+        &mut self,
+        cx: &Context<'_>,
+        doc: &mut Automerge,
+        connection: ConnectionId,
+        data: &[u8],
+        request: bool,
+        out: &mut Vec<Effect>,
+    ) -> Result<Gossip, PeerFault> {
+        let id = self.id;
+        let Some(peer) = self.peers.get_mut(&connection) else {
+            return Ok(Vec::new());
+        };
+        if !peer.access {
+            send(
+                out,
+                connection,
+                &Message::DocUnavailable {
+                    sender: cx.me.clone(),
+                    target: peer.info.peer_id.clone(),
+                    document: id,
+                },
+            );
+            return Ok(Vec::new());
+        }
+        let message = sync::Message::decode(data).map_err(|error| {
+            PeerFault(format!("invalid automerge sync message for {id}: {error}"))
+        })?;
+        let their_heads = message.heads.clone();
+        peer.status = Status::Syncing;
+        peer.wants = request && their_heads.is_empty();
+        if request {
+            peer.told_unavailable = false;
+        }
+        let before = doc.get_heads();
+        let had_data = self.exists || !before.is_empty();
+        // Automerge checks what it applies; a panic on hostile input must not take the
+        // replica down. The document is left as automerge left it.
+        let received = catch_unwind(AssertUnwindSafe(|| {
+            doc.receive_sync_message(&mut peer.sync, message)
+        }));
+        match received {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                return Err(PeerFault(format!("sync message for {id} refused: {error}")));
+            }
+            Err(_) => {
+                return Err(PeerFault(format!(
+                    "sync message for {id} crashed automerge"
+                )));
+            }
+        }
+        let gossip = match peer.info.persistent_storage() {
+            Some(storage) => vec![(storage.clone(), their_heads, cx.now.0)],
+            None => Vec::new(),
+        };
+        let from = peer.info.peer_id.clone();
+        let after = doc.get_heads();
+        if after != before {
+            self.exists = true;
+            self.persist(doc.save_after(&before), after.clone(), out);
+            out.push(Effect::Notify(Notification::RemoteChange {
+                document: id,
+                from,
+                heads: after,
+            }));
+            if !had_data {
+                out.push(Effect::Notify(Notification::DocumentReady { document: id }));
+            }
+        }
+        self.flush(cx, doc, out);
+        if !self.has_data(doc) {
+            self.check_unavailable(cx, out);
+        }
+        Ok(gossip)
+    }
+
+    /// Applies a local change and stores it; peers hear of it once it is stored.
+    pub(crate) fn change(
+        &mut self,
+        doc: &mut Automerge,
+        change: LocalChange,
+        out: &mut Vec<Effect>,
+    ) -> Result<(), automerge::AutomergeError> {
+        let before = doc.get_heads();
+        doc.transact(change.0).map_err(|failure| failure.error)?;
+        let after = doc.get_heads();
+        if after != before {
+            self.exists = true;
+            self.persist(doc.save_after(&before), after, out);
+        }
+        Ok(())
+    }
+
+    /// Sends an ephemeral payload to the document's peers.
+    pub(crate) fn broadcast(&mut self, cx: &Context<'_>, data: &[u8], out: &mut Vec<Effect>) {
+        self.ephemeral_count += 1;
+        for (connection, peer) in &self.peers {
+            if peer.engaged() {
+                send(
+                    out,
+                    *connection,
+                    &Message::Ephemeral {
+                        sender: cx.me.clone(),
+                        target: peer.info.peer_id.clone(),
+                        document: self.id,
+                        session: cx.session.to_owned(),
+                        count: self.ephemeral_count,
+                        data: data.to_vec(),
+                    },
+                );
+            }
+        }
+    }
+
+    fn persist(&mut self, bytes: Vec<u8>, heads: Vec<ChangeHash>, out: &mut Vec<Effect>) {
+        self.writes_in_flight += 1;
+        out.push(Effect::Storage(StorageTask::Append {
+            document: self.id,
+            bytes,
+            heads,
+        }));
+    }
+
+    /// Everything applied to the document is stored.
+    fn durable(&self) -> bool {
+        self.writes_in_flight == 0 && self.retry_at.is_none()
+    }
+
+    /// A write finished. Once every write is stored, peers hear what they lack.
+    pub(crate) fn persisted(
+        &mut self,
+        cx: &Context<'_>,
+        doc: &Automerge,
+        ok: bool,
+        out: &mut Vec<Effect>,
+    ) {
+        self.writes_in_flight = self.writes_in_flight.saturating_sub(1);
+        if !ok {
+            tracing::warn!(document = %self.id, "storing changes failed; retrying");
+            self.retry_at = Some(cx.now.plus(WRITE_RETRY_MS));
+        }
+        self.flush(cx, doc, out);
+    }
+
+    /// Timeouts, retries and throttled saves that are due.
+    pub(crate) fn tick(&mut self, cx: &Context<'_>, doc: &Automerge, out: &mut Vec<Effect>) {
+        if let Some(at) = self.retry_at
+            && at <= cx.now
+            && self.writes_in_flight == 0
+        {
+            // The whole document covers whatever the failed write held.
+            self.retry_at = None;
+            self.persist(doc.save(), doc.get_heads(), out);
+        }
+        let mut timed_out = false;
+        for peer in self.peers.values_mut() {
+            if let Status::Asked { since } = peer.status
+                && since.plus(cx.request_timeout_ms) <= cx.now
+            {
+                peer.status = Status::Unavailable;
+                timed_out = true;
+            }
+        }
+        self.flush(cx, doc, out);
+        if timed_out && !self.has_data(doc) {
+            self.check_unavailable(cx, out);
+        }
+    }
+
+    /// When [`tick`](Self::tick) has something to do.
+    pub(crate) fn next_deadline(&self, cx: &Context<'_>) -> Option<Millis> {
+        let asked = self.peers.values().filter_map(|peer| match peer.status {
+            Status::Asked { since } => Some(since.plus(cx.request_timeout_ms)),
+            _ => None,
+        });
+        let saves = self.peers.values().filter_map(|peer| {
+            peer.dirty_since
+                .map(|since| since.plus(cx.save_interval_ms))
+        });
+        asked.chain(saves).chain(self.retry_at).min()
+    }
+
+    /// Sends every peer what it lacks, if everything is durable; saves sync states whose
+    /// interval has passed.
+    fn flush(&mut self, cx: &Context<'_>, doc: &Automerge, out: &mut Vec<Effect>) {
+        if !self.durable() {
+            return;
+        }
+        let has_data = self.has_data(doc);
+        let empty = doc.get_heads().is_empty();
+        let id = self.id;
+        let mut peers = std::mem::take(&mut self.peers);
+        for (connection, peer) in &mut peers {
+            if !peer.engaged()
+                // Nothing to offer one who has nothing: it hears `doc-unavailable` instead.
+                || (!has_data && (peer.wants || peer.status == Status::Unavailable))
+            {
+                continue;
+            }
+            if let Some(message) = doc.generate_sync_message(&mut peer.sync) {
+                let request = empty
+                    && peer.sync.shared_heads.is_empty()
+                    && matches!(peer.status, Status::Quiet | Status::Asked { .. });
+                if request {
+                    peer.status = Status::Asked { since: cx.now };
+                }
+                let (sender, target, data) =
+                    (cx.me.clone(), peer.info.peer_id.clone(), message.encode());
+                send(
+                    out,
+                    *connection,
+                    &if request {
+                        Message::Request {
+                            sender,
+                            target,
+                            document: id,
+                            data,
+                        }
+                    } else {
+                        Message::Sync {
+                            sender,
+                            target,
+                            document: id,
+                            data,
+                        }
+                    },
+                );
+            }
+            self.save_state(cx, peer, false, out);
+        }
+        self.peers = peers;
+    }
+
+    /// Saves the sync state with a persistent peer if its shared heads moved and the save
+    /// interval has passed (or `now`). Call only when everything is durable: a saved state
+    /// must never claim changes that a crash could lose.
+    fn save_state(&self, cx: &Context<'_>, peer: &mut DocPeer, now: bool, out: &mut Vec<Effect>) {
+        let Some(storage) = peer.info.persistent_storage() else {
+            return;
+        };
+        if peer.loading_state || peer.sync.shared_heads == peer.saved_shared_heads {
+            peer.dirty_since = None;
+            return;
+        }
+        let since = *peer.dirty_since.get_or_insert(cx.now);
+        if now || since.plus(cx.save_interval_ms) <= cx.now {
+            out.push(Effect::Storage(StorageTask::SaveSyncState {
+                document: self.id,
+                peer: storage.clone(),
+                state: peer.sync.encode(),
+            }));
+            peer.saved_shared_heads = peer.sync.shared_heads.clone();
+            peer.dirty_since = None;
+        }
+    }
+
+    /// For a document we do not have: once no peer can still provide it, tell those who
+    /// asked (peers and the app) that it is unavailable.
+    fn check_unavailable(&mut self, cx: &Context<'_>, out: &mut Vec<Effect>) {
+        let pending = self.peers.values().any(|peer| {
+            peer.access
+                && !peer.wants
+                && match peer.status {
+                    // A peer we will ask, or are waiting on.
+                    Status::Quiet => peer.announce || peer.loading_state,
+                    Status::Asked { .. } => true,
+                    Status::Syncing => peer.sync.their_heads.as_ref().is_none_or(|h| !h.is_empty()),
+                    Status::Unavailable => false,
+                }
+        });
+        if pending {
+            return;
+        }
+        for (connection, peer) in &mut self.peers {
+            if peer.wants && !peer.told_unavailable {
+                peer.told_unavailable = true;
+                send(
+                    out,
+                    *connection,
+                    &Message::DocUnavailable {
+                        sender: cx.me.clone(),
+                        target: peer.info.peer_id.clone(),
+                        document: self.id,
+                    },
+                );
+            }
+        }
+        if self.app_wants && !self.app_told_unavailable {
+            self.app_told_unavailable = true;
+            out.push(Effect::Notify(Notification::DocumentUnavailable {
+                document: self.id,
+            }));
+        }
+    }
+}

@@ -1,0 +1,51 @@
+//! Helpers shared by integration tests (each test binary uses what it needs).
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::{
+    io::Write,
+    path::PathBuf,
+    process::{Command, Stdio},
+};
+
+use serde_json::Value;
+
+/// Runs `tests/js/<script>` with node, `input` as JSON on its stdin, and returns its JSON
+/// stdout; or `None` (with a note) if node or the npm packages are missing. The README's
+/// test command installs them and sets `WEFT_REQUIRE_JS=1`, which turns their absence into
+/// a failure instead of a skip.
+pub(crate) fn run_node(script: &str, input: &Value) -> Option<Value> {
+    let js = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/js");
+    let required = std::env::var("WEFT_REQUIRE_JS").is_ok_and(|v| v == "1");
+    if !js.join("node_modules/@automerge/automerge-repo").exists() {
+        assert!(
+            !required,
+            "tests/js/node_modules is missing: run scripts/setup"
+        );
+        eprintln!("skipped: the JS packages are not installed (run scripts/test)");
+        return None;
+    }
+    let child = Command::new("node")
+        .arg(script)
+        .current_dir(&js)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(child) => child,
+        Err(error) => {
+            assert!(!required, "node is required but could not start: {error}");
+            eprintln!("skipped: node is not available ({error})");
+            return None;
+        }
+    };
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.to_string().as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{script} failed");
+    Some(serde_json::from_slice(&output.stdout).unwrap())
+}
