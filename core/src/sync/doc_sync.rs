@@ -84,6 +84,8 @@ pub(crate) struct DocSync {
     exists: bool,
     /// Writes submitted whose outcome is not known.
     writes_in_flight: usize,
+    /// Some write of the document is in storage (or it was loaded from there).
+    stored_once: bool,
     /// A write failed: what it held is only in memory until a retry at this time succeeds.
     retry_at: Option<Millis>,
     /// The app opened the document and waits for it.
@@ -99,6 +101,7 @@ impl DocSync {
             peers: BTreeMap::new(),
             exists,
             writes_in_flight: 0,
+            stored_once: exists,
             retry_at: None,
             app_wants: false,
             app_told_unavailable: false,
@@ -122,6 +125,7 @@ impl DocSync {
     /// The document was just created here: store it.
     pub(crate) fn created(&mut self, cx: &Context<'_>, doc: &Automerge, out: &mut Vec<Effect>) {
         self.exists = true;
+        self.stored_once = false;
         self.persist(doc.save(), doc.get_heads(), out);
         self.flush(cx, doc, out);
     }
@@ -380,8 +384,7 @@ impl DocSync {
         let from = peer.info.peer_id.clone();
         let after = doc.get_heads();
         if after != before {
-            self.exists = true;
-            self.persist(doc.save_after(&before), after.clone(), out);
+            self.store_new_changes(doc, &before, out);
             out.push(Effect::Notify(Notification::RemoteChange {
                 document: id,
                 from,
@@ -409,8 +412,7 @@ impl DocSync {
         doc.transact(change.0).map_err(|failure| failure.error)?;
         let after = doc.get_heads();
         if after != before {
-            self.exists = true;
-            self.persist(doc.save_after(&before), after, out);
+            self.store_new_changes(doc, &before, out);
         }
         Ok(())
     }
@@ -434,6 +436,21 @@ impl DocSync {
                 );
             }
         }
+    }
+
+    /// Stores the changes made since `before`. The first write of a document stores it
+    /// whole: a store must begin with a document chunk, so that changes stored later whose
+    /// dependencies were lost in a crash wait in automerge's queue instead of making the
+    /// document unloadable.
+    fn store_new_changes(&mut self, doc: &Automerge, before: &[ChangeHash], out: &mut Vec<Effect>) {
+        // Whole also while a write has failed: each later write then stands on its own.
+        let bytes = if self.stored_once && self.retry_at.is_none() {
+            doc.save_after(before)
+        } else {
+            doc.save()
+        };
+        self.exists = true;
+        self.persist(bytes, doc.get_heads(), out);
     }
 
     fn persist(&mut self, bytes: Vec<u8>, heads: Vec<ChangeHash>, out: &mut Vec<Effect>) {
@@ -462,6 +479,14 @@ impl DocSync {
         if !ok {
             tracing::warn!(document = %self.id, "storing changes failed; retrying");
             self.retry_at = Some(cx.now.plus(WRITE_RETRY_MS));
+        } else {
+            self.stored_once = true;
+        }
+        if ok && self.durable() {
+            out.push(Effect::Notify(Notification::Stored {
+                document: self.id,
+                heads: doc.get_heads(),
+            }));
         }
         self.flush(cx, doc, out);
     }

@@ -41,6 +41,9 @@ pub struct EngineConfig {
     /// How often, at most, a peer's sync state is saved while syncing (1 s); it is also
     /// saved when the peer disconnects.
     pub sync_state_save_interval_ms: u64,
+    /// Seeds the actor ids the engine gives the documents it creates or loads. Random by
+    /// default; fixed in tests, so that a run replays exactly.
+    pub seed: u64,
 }
 
 impl EngineConfig {
@@ -54,6 +57,7 @@ impl EngineConfig {
             session_id: PeerId::random().to_string(),
             request_timeout_ms: 10_000,
             sync_state_save_interval_ms: 1_000,
+            seed: random_seed(),
         }
     }
 
@@ -63,11 +67,19 @@ impl EngineConfig {
         self
     }
 
-    /// With a given session id (for deterministic tests).
-    pub fn with_session_id(mut self, session_id: impl Into<String>) -> Self {
+    /// With a given session id and seed, so that a run replays exactly (for tests).
+    pub fn deterministic(mut self, session_id: impl Into<String>, seed: u64) -> Self {
         self.session_id = session_id.into();
+        self.seed = seed;
         self
     }
+}
+
+#[allow(clippy::expect_used)]
+fn random_seed() -> u64 {
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes).expect("the OS random number generator is available");
+    u64::from_le_bytes(bytes)
 }
 
 enum Slot {
@@ -104,6 +116,8 @@ pub struct Engine {
     hub: Hub,
     docs: BTreeMap<DocumentId, Slot>,
     now: Millis,
+    /// splitmix64 state for actor ids.
+    actor_state: u64,
 }
 
 impl std::fmt::Debug for Engine {
@@ -124,10 +138,24 @@ impl Engine {
         };
         Self {
             hub: Hub::new(config.peer_id.clone(), metadata, config.limits),
+            actor_state: config.seed,
             config,
             docs: BTreeMap::new(),
             now: Millis(0),
         }
+    }
+
+    /// A fresh actor id for a document this engine writes to, from the seeded generator.
+    fn next_actor(&mut self) -> ActorId {
+        let mut bytes = [0u8; 16];
+        for half in bytes.chunks_mut(8) {
+            self.actor_state = self.actor_state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = self.actor_state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            half.copy_from_slice(&(z ^ (z >> 31)).to_le_bytes());
+        }
+        ActorId::from(bytes)
     }
 
     /// This replica's peer id.
@@ -212,7 +240,7 @@ impl Engine {
             tracing::warn!(%document, "create: the document is already loaded");
             return;
         }
-        let doc = Automerge::new().with_actor(ActorId::random());
+        let doc = Automerge::new().with_actor(self.next_actor());
         let mut sync = DocSync::new(document, true);
         let cx = context(&self.config, self.now);
         sync.created(&cx, &doc, out);
@@ -360,6 +388,7 @@ impl Engine {
         let Some(Slot::Loading { waiting, app_wants }) = self.docs.remove(&document) else {
             return;
         };
+        let actor = self.next_actor();
         let cx = context(&self.config, self.now);
         let (doc, exists) = match bytes.map(|bytes| load_untrusted(&bytes)) {
             None => (Automerge::new(), false),
@@ -388,7 +417,7 @@ impl Engine {
             }
         };
         let mut loaded = Box::new(Loaded {
-            doc: doc.with_actor(ActorId::random()),
+            doc: doc.with_actor(actor),
             sync: DocSync::new(document, exists),
         });
         for peer in self.hub.peers() {

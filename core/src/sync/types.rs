@@ -247,6 +247,14 @@ pub enum Notification {
         /// The document.
         document: DocumentId,
     },
+    /// Everything in the document up to these heads is stored: local changes made before
+    /// are durable (the acknowledgement of a change).
+    Stored {
+        /// The document.
+        document: DocumentId,
+        /// Its heads, all stored.
+        heads: Vec<ChangeHash>,
+    },
     /// Changes from a peer were applied to a document.
     RemoteChange {
         /// The document.
