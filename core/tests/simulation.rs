@@ -122,6 +122,9 @@ struct Sim {
     /// Storage tasks in flight, by key.
     tasks: BTreeMap<u64, StorageTask>,
     next_task: u64,
+    /// Events in the queue other than ticks.
+    busy: usize,
+    steps: u64,
 }
 
 fn engine_for(name: &str, storage_id: &StorageId, relay: bool, rng: &mut Rng) -> Engine {
@@ -174,6 +177,8 @@ impl Sim {
             acked: BTreeSet::new(),
             tasks: BTreeMap::new(),
             next_task: 0,
+            busy: 0,
+            steps: 0,
         };
         let relay = devices;
         for device in 0..devices {
@@ -190,6 +195,9 @@ impl Sim {
     }
 
     fn schedule(&mut self, delay: u64, event: Event) {
+        if !matches!(event, Event::Tick { .. }) {
+            self.busy += 1;
+        }
         self.seq += 1;
         self.queue
             .push(Reverse((self.now + delay, self.seq, event)));
@@ -518,6 +526,10 @@ impl Sim {
         let Some(Reverse((at, _, event))) = self.queue.pop() else {
             return false;
         };
+        self.steps += 1;
+        if !matches!(event, Event::Tick { .. }) {
+            self.busy -= 1;
+        }
         self.now = self.now.max(at);
         match event {
             Event::Deliver {
@@ -549,9 +561,7 @@ impl Sim {
 
     /// Whether only ticks are left to run.
     fn quiet(&self) -> bool {
-        self.queue
-            .iter()
-            .all(|Reverse((_, _, e))| matches!(e, Event::Tick { .. }))
+        self.busy == 0
             && self.nodes.iter().all(|n| {
                 n.engine
                     .next_deadline()
@@ -564,7 +574,16 @@ fn content(doc: &Automerge) -> hydrate::Value {
     doc.hydrate(None)
 }
 
-fn run(seed: u64) -> Result<(), String> {
+/// What a run did, so the test can show the simulation is not trivially quiet.
+#[derive(Debug, Default)]
+struct Stats {
+    steps: u64,
+    acked_puts: u64,
+    restarts: u64,
+    shared_documents: u64,
+}
+
+fn run(seed: u64) -> Result<Stats, String> {
     let mut sim = Sim::new(seed, 3);
     // Chaos: app actions and faults interleaved with the network.
     for _ in 0..300 {
@@ -601,7 +620,27 @@ fn run(seed: u64) -> Result<(), String> {
         sim.step();
         steps += 1;
     }
-    check(&sim)
+    check(&sim)?;
+    Ok(Stats {
+        steps: sim.steps,
+        acked_puts: sim.acked.len() as u64,
+        restarts: sim.nodes.iter().map(|n| n.restarts).sum(),
+        shared_documents: sim
+            .documents
+            .iter()
+            .filter(|d| {
+                sim.nodes
+                    .iter()
+                    .filter(|n| {
+                        n.engine
+                            .document(**d)
+                            .is_some_and(|doc| !doc.get_heads().is_empty())
+                    })
+                    .count()
+                    > 1
+            })
+            .count() as u64,
+    })
 }
 
 fn check(sim: &Sim) -> Result<(), String> {
@@ -668,25 +707,35 @@ fn check(sim: &Sim) -> Result<(), String> {
     Ok(())
 }
 
-fn run_seed(seed: u64) {
+fn run_seed(seed: u64) -> Stats {
+    let replay = format!("replay: WEFT_SEED={seed} cargo test -p weft --test simulation");
     match catch_unwind(AssertUnwindSafe(|| run(seed))) {
-        Ok(Ok(())) => {}
-        Ok(Err(failure)) => panic!(
-            "seed {seed} failed: {failure}\nreplay: WEFT_SEED={seed} cargo test -p weft --test simulation"
-        ),
-        Err(_) => panic!(
-            "seed {seed} panicked (see above)\nreplay: WEFT_SEED={seed} cargo test -p weft --test simulation"
-        ),
+        Ok(Ok(stats)) => stats,
+        Ok(Err(failure)) => panic!("seed {seed} failed: {failure}\n{replay}"),
+        Err(_) => panic!("seed {seed} panicked (see above)\n{replay}"),
     }
 }
 
 #[test]
 fn replicas_converge_under_faults_and_restarts() {
     if let Ok(seed) = std::env::var("WEFT_SEED") {
-        return run_seed(seed.parse().expect("WEFT_SEED is a number"));
+        let stats = run_seed(seed.parse().expect("WEFT_SEED is a number"));
+        eprintln!("{stats:?}");
+        return;
     }
     let seeds: u64 = std::env::var("WEFT_SIM_SEEDS").map_or(1000, |n| n.parse().expect("a count"));
+    let mut total = Stats::default();
     for seed in 0..seeds {
-        run_seed(seed);
+        let stats = run_seed(seed);
+        total.steps += stats.steps;
+        total.acked_puts += stats.acked_puts;
+        total.restarts += stats.restarts;
+        total.shared_documents += stats.shared_documents;
     }
+    eprintln!("{seeds} seeds: {total:?}");
+    // The runs did what they are for: changes were acknowledged, replicas restarted, and
+    // documents were shared between replicas.
+    assert!(total.acked_puts >= 10 * seeds, "{total:?}");
+    assert!(total.restarts >= seeds, "{total:?}");
+    assert!(total.shared_documents >= seeds, "{total:?}");
 }
