@@ -9,6 +9,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly
 
+mod common;
+
 use std::{
     cmp::Reverse,
     collections::{BTreeMap, BTreeSet, BinaryHeap},
@@ -16,6 +18,7 @@ use std::{
     sync::Arc,
 };
 
+use common::pump::Store;
 use weft::{
     DocumentId, PeerId, StorageId,
     automerge::{
@@ -23,7 +26,7 @@ use weft::{
     },
     sync::{
         ConnectionId, Effect, Engine, EngineConfig, Input, LocalChange, Millis, Notification,
-        ServeOnRequest, StorageResult, StorageTask,
+        ServeOnRequest, StorageTask,
     },
 };
 
@@ -44,13 +47,6 @@ impl Rng {
     fn chance(&mut self, percent: u64) -> bool {
         self.below(100) < percent
     }
-}
-
-/// What a replica's store holds: chunks per document (concatenated) and sync states.
-#[derive(Default)]
-struct Store {
-    docs: BTreeMap<DocumentId, Vec<u8>>,
-    sync_states: BTreeMap<(DocumentId, StorageId), Vec<u8>>,
 }
 
 struct Node {
@@ -382,42 +378,7 @@ impl Sim {
         }
         // Writes fail now and then; the engine must retry without losing anything.
         let fail = self.faults && self.rng.chance(1);
-        let store = &mut self.nodes[node].store;
-        let result = match task {
-            StorageTask::Load { document } => Some(StorageResult::Loaded {
-                document,
-                bytes: store.docs.get(&document).cloned(),
-            }),
-            StorageTask::Append {
-                document, bytes, ..
-            } => {
-                if !fail {
-                    store
-                        .docs
-                        .entry(document)
-                        .or_default()
-                        .extend_from_slice(&bytes);
-                }
-                Some(StorageResult::Appended {
-                    document,
-                    ok: !fail,
-                })
-            }
-            StorageTask::LoadSyncState { document, peer } => Some(StorageResult::SyncStateLoaded {
-                state: store.sync_states.get(&(document, peer.clone())).cloned(),
-                document,
-                peer,
-            }),
-            StorageTask::SaveSyncState {
-                document,
-                peer,
-                state,
-            } => {
-                store.sync_states.insert((document, peer), state);
-                None
-            }
-            _ => None,
-        };
+        let result = self.nodes[node].store.run(task, fail);
         if let Some(result) = result {
             self.input(node, Input::Storage(result));
         }

@@ -361,32 +361,18 @@ fn automerge_repo_decodes_what_weft_encodes() {
     }
 }
 
-/// A CBOR map with text keys, written by hand to exercise what the encoder never writes.
-fn cbor_map(entries: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut out = vec![0xa0 | entries.len() as u8];
-    for (key, value) in entries {
-        out.push(0x60 | key.len() as u8);
-        out.extend_from_slice(key.as_bytes());
-        out.extend_from_slice(value);
-    }
-    out
-}
-
-fn text(s: &str) -> Vec<u8> {
-    let mut out = vec![0x60 | s.len() as u8];
-    out.extend_from_slice(s.as_bytes());
-    out
-}
-
 #[test]
 fn unknown_types_are_ignored_and_unknown_keys_skipped() {
-    let unknown = cbor_map(&[("type", &text("x-weft-auth")), ("senderId", &text("a"))]);
+    let unknown = common::cbor_map(&[
+        ("type", &common::text("x-weft-auth")),
+        ("senderId", &common::text("a")),
+    ]);
     assert_eq!(wire::decode(&unknown).unwrap(), None);
     // An unknown key holding nested values, and the spec's `metadata` spelling.
-    let join = cbor_map(&[
-        ("type", &text("join")),
+    let join = common::cbor_map(&[
+        ("type", &common::text("join")),
         ("extra", &[0x82, 0xa1, 0x61, 0x6b, 0x80, 0xf6]),
-        ("senderId", &text("a")),
+        ("senderId", &common::text("a")),
         (
             "metadata",
             &[
@@ -418,12 +404,12 @@ fn indefinite_maps_and_raw_byte_document_ids_are_accepted() {
     let document = DocumentId::random();
     let mut bytes = vec![0xbf];
     for (key, value) in [
-        ("type", text("doc-unavailable")),
-        ("senderId", text("a")),
-        ("targetId", text("b")),
+        ("type", common::text("doc-unavailable")),
+        ("senderId", common::text("a")),
+        ("targetId", common::text("b")),
         ("documentId", [&[0x50][..], document.as_bytes()].concat()),
     ] {
-        bytes.extend(text(key));
+        bytes.extend(common::text(key));
         bytes.extend(value);
     }
     bytes.push(0xff);
@@ -452,15 +438,17 @@ fn bad_frames_are_refused_with_a_reason() {
         ("not a map", vec![0x83, 1, 2, 3], |e| {
             matches!(e, DecodeError::NotAMessage(_))
         }),
-        ("no type", cbor_map(&[("senderId", &text("a"))]), |e| {
-            matches!(e, DecodeError::NotAMessage(_))
-        }),
+        (
+            "no type",
+            common::cbor_map(&[("senderId", &common::text("a"))]),
+            |e| matches!(e, DecodeError::NotAMessage(_)),
+        ),
         (
             "sync without documentId",
-            cbor_map(&[
-                ("type", &text("sync")),
-                ("senderId", &text("a")),
-                ("targetId", &text("b")),
+            common::cbor_map(&[
+                ("type", &common::text("sync")),
+                ("senderId", &common::text("a")),
+                ("targetId", &common::text("b")),
                 ("data", &[0x41, 0x42]),
             ]),
             |e| {
@@ -475,18 +463,18 @@ fn bad_frames_are_refused_with_a_reason() {
         ),
         (
             "malformed documentId",
-            cbor_map(&[
-                ("type", &text("doc-unavailable")),
-                ("senderId", &text("a")),
-                ("targetId", &text("b")),
-                ("documentId", &text("not-an-id")),
+            common::cbor_map(&[
+                ("type", &common::text("doc-unavailable")),
+                ("senderId", &common::text("a")),
+                ("targetId", &common::text("b")),
+                ("documentId", &common::text("not-an-id")),
             ]),
             |e| matches!(e, DecodeError::InvalidDocumentId(_)),
         ),
         (
             "count that is not an integer",
-            cbor_map(&[
-                ("type", &text("ephemeral")),
+            common::cbor_map(&[
+                ("type", &common::text("ephemeral")),
                 ("count", &[0xfb, 0x3f, 0xf8, 0, 0, 0, 0, 0, 0]),
             ]),
             |e| matches!(e, DecodeError::InvalidField { field: "count", .. }),
@@ -494,8 +482,8 @@ fn bad_frames_are_refused_with_a_reason() {
         (
             // An array declaring 2^64-1 entries in 20 bytes: refused before reserving anything.
             "lying array length",
-            cbor_map(&[
-                ("type", &text("join")),
+            common::cbor_map(&[
+                ("type", &common::text("join")),
                 (
                     "supportedProtocolVersions",
                     &[0x9b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff],
@@ -505,16 +493,16 @@ fn bad_frames_are_refused_with_a_reason() {
         ),
         (
             "byte string longer than the frame",
-            cbor_map(&[
-                ("type", &text("sync")),
+            common::cbor_map(&[
+                ("type", &common::text("sync")),
                 ("data", &[0x5a, 0x7f, 0xff, 0xff, 0xff]),
             ]),
             |e| matches!(e, DecodeError::Cbor(_)),
         ),
         (
             "nested too deeply",
-            cbor_map(&[
-                ("type", &text("join")),
+            common::cbor_map(&[
+                ("type", &common::text("join")),
                 ("x", &[[0x81u8; 40].as_slice(), &[0]].concat()),
             ]),
             |e| matches!(e, DecodeError::TooDeep { .. }),

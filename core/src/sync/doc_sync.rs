@@ -546,7 +546,10 @@ impl DocSync {
             {
                 continue;
             }
-            if let Some(message) = doc.generate_sync_message(&mut peer.sync) {
+            if let Some(mut message) = doc.generate_sync_message(&mut peer.sync) {
+                if bloom_is_useless(&peer.sync) {
+                    message.have.clear();
+                }
                 let request = empty
                     && peer.sync.shared_heads.is_empty()
                     && matches!(peer.status, Status::Quiet | Status::Asked { .. });
@@ -640,5 +643,21 @@ impl DocSync {
                 document: self.id,
             }));
         }
+    }
+}
+
+/// Whether the bloom filter of our changes that automerge puts in a sync message is of no
+/// use to the peer, which then costs as much as a compressed document:
+/// - the peer said it has nothing (it cannot send us anything), or
+/// - we have never heard from it and share no history (the opening message of a first
+///   contact). If it does have changes, its answer carries its own filter and heads, and we
+///   ask for what we lack by hash in the next round: one more round trip instead of
+///   a filter of every change we hold.
+///
+/// Without a filter automerge sends only what is asked for by hash, so nothing is lost.
+fn bloom_is_useless(state: &sync::State) -> bool {
+    match &state.their_heads {
+        Some(heads) => heads.is_empty(),
+        None => state.shared_heads.is_empty(),
     }
 }

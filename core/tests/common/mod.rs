@@ -2,6 +2,8 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub(crate) mod pump;
+
 use std::{
     io::Write,
     path::PathBuf,
@@ -48,4 +50,26 @@ pub(crate) fn run_node(script: &str, input: &Value) -> Option<Value> {
     let output = child.wait_with_output().unwrap();
     assert!(output.status.success(), "{script} failed");
     Some(serde_json::from_slice(&output.stdout).unwrap())
+}
+
+/// A small CBOR map with text keys, written by hand to make frames the encoder never writes.
+pub(crate) fn cbor_map(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut out = vec![0xa0 | entries.len() as u8];
+    for (key, value) in entries {
+        out.extend(text(key));
+        out.extend_from_slice(value);
+    }
+    out
+}
+
+/// A CBOR text string of under 256 bytes.
+pub(crate) fn text(s: &str) -> Vec<u8> {
+    let len = u8::try_from(s.len()).expect("a short string");
+    let mut out = if len < 24 {
+        vec![0x60 | len]
+    } else {
+        vec![0x78, len]
+    };
+    out.extend_from_slice(s.as_bytes());
+    out
 }
