@@ -44,5 +44,5 @@ pub use error::{Error, Result};
 pub use id::{AutomergeUrl, DocumentId, PeerId, StorageId};
 pub use repo::{
     ChangeOrigin, Committed, CompactionPolicy, DocChange, DocEvent, DocHandle, DocSubscription,
-    HistoricView, Repo, RepoConfig,
+    HistoricView, Repo, RepoConfig, Role, Transport,
 };

@@ -25,8 +25,8 @@ use weft::{
         Automerge, ObjType, ROOT, ReadDoc, ScalarValue, Value, hydrate, transaction::Transactable,
     },
     sync::{
-        ConnectionId, Effect, Engine, EngineConfig, Input, LocalChange, Millis, Notification,
-        ServeOnRequest, StorageTask,
+        ConnectionId, Effect, Engine, Input, LocalChange, Millis, Notification, ServeOnRequest,
+        StorageTask, SyncConfig,
     },
 };
 
@@ -124,7 +124,7 @@ struct Sim {
 }
 
 fn engine_for(name: &str, storage_id: &StorageId, relay: bool, rng: &mut Rng) -> Engine {
-    let mut config = EngineConfig::new(PeerId::new(name), Some(storage_id.clone()))
+    let mut config = SyncConfig::new(PeerId::new(name), Some(storage_id.clone()))
         .deterministic(format!("{name}-{}", rng.next()), rng.next());
     if relay {
         config = config.with_share_policy(Arc::new(ServeOnRequest));

@@ -11,12 +11,12 @@ use common::pump::{OUTSIDE, Pump};
 use weft::{
     DocumentId, PeerId, StorageId,
     automerge::{Automerge, ROOT, ReadDoc, Value, transaction::Transactable},
-    sync::{EngineConfig, Input, LocalChange, Notification, ServeOnRequest},
+    sync::{Input, LocalChange, Notification, ServeOnRequest, SyncConfig},
     wire::{self, Message, PeerMetadata},
 };
 
-fn config(name: &str) -> EngineConfig {
-    EngineConfig::new(
+fn config(name: &str) -> SyncConfig {
+    SyncConfig::new(
         PeerId::new(name),
         Some(StorageId::new(format!("storage-{name}"))),
     )

@@ -1,6 +1,6 @@
 //! [`RepoConfig`]: how a repo stores and compacts documents.
 
-use crate::store::SqliteOptions;
+use crate::{PeerId, store::SqliteOptions, sync::SyncConfig};
 
 /// When a document's incremental chunks are folded into a new snapshot.
 ///
@@ -57,6 +57,13 @@ pub struct RepoConfig {
     /// Events a slow subscriber may fall behind before it gets
     /// [`DocEvent::Lagged`](crate::DocEvent::Lagged). Default: 256.
     pub event_capacity: usize,
+    /// How the repo syncs with peers: its peer id (random by default), share policy
+    /// (offer every open document, a device's policy), limits and timeouts. Its
+    /// `storage_id` is filled in from the storage.
+    pub sync: SyncConfig,
+    /// Tell peers this replica keeps nothing, so they keep no sync state for it (set by
+    /// [`Repo::in_memory`](crate::Repo::in_memory)). Default: false.
+    pub ephemeral: bool,
 }
 
 impl Default for RepoConfig {
@@ -65,6 +72,8 @@ impl Default for RepoConfig {
             sqlite: SqliteOptions::default(),
             compaction: CompactionPolicy::default(),
             event_capacity: 256,
+            sync: SyncConfig::new(PeerId::random(), None),
+            ephemeral: false,
         }
     }
 }

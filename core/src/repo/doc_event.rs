@@ -7,6 +7,8 @@ use std::{
 };
 
 use automerge::{ChangeHash, Patch};
+
+use crate::PeerId;
 use tokio::sync::broadcast;
 use tokio_stream::{
     Stream, StreamExt,
@@ -21,8 +23,8 @@ pub enum ChangeOrigin {
     Local,
     /// Received from a peer.
     Remote {
-        /// The peer it arrived from.
-        peer: String,
+        /// The peer it arrived from (the next hop: a relay forwards others' changes).
+        peer: PeerId,
     },
 }
 

@@ -29,10 +29,15 @@ use super::{
     doc_event::{ChangeOrigin, DocChange, DocEvent},
     doc_handle::Committed,
     repo::RepoShared,
+    sync_driver::{Command, SyncOutcome},
 };
 use crate::{
-    DocumentId, Error, Result,
+    DocumentId, Error, Result, StorageId,
     store::{Chunk, ChunkHash, ChunkKind, StorageError, StoredDocument, WriteDone, WriteOp},
+    sync::{
+        Effect, Millis, Notification, StorageTask,
+        doc_sync::{Context, DocSync},
+    },
 };
 
 /// A loaded document, shared by all its handles.
@@ -63,6 +68,8 @@ impl fmt::Debug for Document {
 
 pub(crate) struct DocState {
     pub(crate) doc: Automerge,
+    /// The sync protocol's state for this document (idle until peers connect).
+    pub(crate) sync: DocSync,
 }
 
 /// What is stored of the document, as far as this process knows.
@@ -77,6 +84,9 @@ struct StorageBook {
     unsaved: Vec<Chunk>,
     /// Storage said the document is gone: stop writing.
     gone: bool,
+    /// The document has a row in storage. False for a document asked of peers (or offered
+    /// by one) until its first write.
+    in_storage: bool,
 }
 
 impl StorageBook {
@@ -112,9 +122,11 @@ impl StorageBook {
             };
             let chunk = self.pending.swap_remove(index);
             match result {
-                Ok(()) => self
-                    .stored
-                    .push((chunk.hash(), chunk.kind(), chunk.len() as u64)),
+                Ok(()) => {
+                    self.in_storage = true;
+                    self.stored
+                        .push((chunk.hash(), chunk.kind(), chunk.len() as u64));
+                }
                 Err(StorageError::DocumentNotFound(_)) => self.gone = true,
                 Err(_) => self.unsaved.push(chunk),
             }
@@ -180,6 +192,7 @@ pub(crate) fn load_untrusted(bytes: &[u8]) -> std::result::Result<Automerge, Str
 pub(crate) struct Decoded {
     doc: Automerge,
     stored: Vec<(ChunkHash, ChunkKind, u64)>,
+    in_storage: bool,
 }
 
 impl Decoded {
@@ -213,6 +226,7 @@ impl Decoded {
         }
         Ok(Self {
             doc: doc.with_actor(ActorId::random()),
+            in_storage: true,
             stored: stored
                 .chunks
                 .iter()
@@ -226,6 +240,17 @@ impl Decoded {
         Self {
             doc,
             stored: vec![(first.hash(), first.kind(), first.len() as u64)],
+            in_storage: true,
+        }
+    }
+
+    /// A document this replica does not have (yet): asked of peers, or offered by one. It
+    /// is written to storage when its first changes arrive.
+    pub(crate) fn absent() -> Self {
+        Self {
+            doc: Automerge::new().with_actor(ActorId::random()),
+            stored: Vec::new(),
+            in_storage: false,
         }
     }
 }
@@ -236,9 +261,13 @@ impl Document {
         let heads = decoded.doc.get_heads();
         Self {
             id,
-            state: RwLock::new(DocState { doc: decoded.doc }),
+            state: RwLock::new(DocState {
+                doc: decoded.doc,
+                sync: DocSync::new(id, decoded.in_storage),
+            }),
             book: Mutex::new(StorageBook {
                 stored: decoded.stored,
+                in_storage: decoded.in_storage,
                 ..StorageBook::default()
             }),
             heads: Mutex::new(heads),
@@ -332,10 +361,20 @@ impl Document {
             heads: heads.clone(),
             change: Some(hash),
         };
+        let syncing = Arc::downgrade(self);
         self.submit_chunks(
             chunk,
             &heads,
             Box::new(move |result| {
+                // Peers hear of a local change once it is stored.
+                if result.is_ok()
+                    && let Some(document) = syncing.upgrade()
+                {
+                    document.sync_later(|sync, doc, cx, out| {
+                        sync.local_change_stored(cx, doc, out);
+                        SyncOutcome::default()
+                    });
+                }
                 let outcome = match result {
                     Ok(()) => Ok(committed),
                     Err(StorageError::DocumentNotFound(_)) => Err(Error::DocumentDeleted(id)),
@@ -500,6 +539,167 @@ impl Document {
             }
             Err(_) => self.deleted.store(false, Ordering::Release),
         }
+    }
+
+    /// Whether the document has content or is stored (a document asked of peers has
+    /// neither until they answer).
+    pub(crate) fn is_available(&self) -> bool {
+        self.book().in_storage || !self.heads().is_empty()
+    }
+
+    /// Queues sync work on the document's thread (see [`sync_work`](Self::sync_work)).
+    pub(crate) fn sync_later<F>(self: &Arc<Self>, work: F)
+    where
+        F: FnOnce(&mut DocSync, &mut Automerge, &Context<'_>, &mut Vec<Effect>) -> SyncOutcome
+            + Send
+            + 'static,
+    {
+        if self.repo.sync.get().is_none() {
+            return; // no peer ever connected: nothing to tell
+        }
+        let document = self.clone();
+        if let Err(error) = self
+            .repo
+            .executor
+            .execute(self.id, move || document.sync_work(work))
+        {
+            tracing::warn!(document = %self.id, %error, "sync work not queued");
+        }
+    }
+
+    /// Runs sync work under the document's write lock (call on the document's thread).
+    /// Storage effects are carried out under the lock, so remote changes reach storage in
+    /// order with local ones; remote changes are announced to subscribers; the rest goes to
+    /// the sync driver.
+    pub(crate) fn sync_work<F>(self: &Arc<Self>, work: F)
+    where
+        F: FnOnce(&mut DocSync, &mut Automerge, &Context<'_>, &mut Vec<Effect>) -> SyncOutcome,
+    {
+        let Some(driver) = self.repo.sync.get() else {
+            return;
+        };
+        let mut state = self.write();
+        let before = state.doc.get_heads();
+        let cx = driver.config.context(Millis(now_millis().max(0) as u64));
+        let mut out = Vec::new();
+        let DocState { doc, sync } = &mut *state;
+        let outcome = work(sync, doc, &cx, &mut out);
+        let mut forward = Vec::new();
+        for effect in out {
+            match effect {
+                Effect::Storage(StorageTask::Append { bytes, heads, .. }) => {
+                    self.submit_remote(bytes, &heads);
+                }
+                Effect::Storage(StorageTask::SaveSyncState { peer, state, .. }) => {
+                    let write = WriteOp::PutSyncState {
+                        id: self.id,
+                        peer,
+                        state,
+                    };
+                    let id = self.id;
+                    self.repo.storage.submit_with(
+                        vec![write],
+                        Box::new(move |result| {
+                            if let Err(error) = result {
+                                tracing::debug!(document = %id, %error, "sync state not saved");
+                            }
+                        }),
+                    );
+                }
+                Effect::Storage(StorageTask::LoadSyncState { peer, .. }) => {
+                    self.load_sync_state(&driver.runtime, peer);
+                }
+                Effect::Notify(Notification::RemoteChange { from, heads, .. }) => {
+                    *self.heads.lock().unwrap_or_else(PoisonError::into_inner) = heads.clone();
+                    let patches = if self.events.receiver_count() > 0 {
+                        state.doc.diff(&before, &heads)
+                    } else {
+                        Vec::new()
+                    };
+                    self.emit(DocEvent::Changed(DocChange {
+                        origin: ChangeOrigin::Remote { peer: from },
+                        heads,
+                        patches: Arc::new(patches),
+                    }));
+                }
+                other => forward.push(other),
+            }
+        }
+        drop(state);
+        driver.send(Command::FromDocument {
+            document: self.id,
+            effects: forward,
+            outcome,
+        });
+    }
+
+    /// Stores changes received from peers: the whole document if it is not in storage yet
+    /// (the synchroniser's first write of a document is a whole save), else an incremental
+    /// chunk. Call under the write lock.
+    fn submit_remote(self: &Arc<Self>, bytes: Vec<u8>, heads: &[ChangeHash]) {
+        let syncing = Arc::downgrade(self);
+        let done: WriteDone = Box::new(move |result| {
+            if let Some(document) = syncing.upgrade() {
+                let ok = result.is_ok();
+                document.sync_later(move |sync, doc, cx, out| {
+                    sync.persisted(cx, doc, ok, out);
+                    SyncOutcome::default()
+                });
+            }
+        });
+        let creating = {
+            let book = self.book();
+            !book.in_storage && book.pending.is_empty() && book.stored.is_empty()
+        };
+        if !creating {
+            return self.submit_chunks(Chunk::new(ChunkKind::Incremental, bytes), heads, done);
+        }
+        let chunk = Chunk::new(ChunkKind::Snapshot, bytes);
+        self.book().pending.push(chunk.clone());
+        let hashes = vec![chunk.hash()];
+        let write = WriteOp::CreateDocument {
+            id: self.id,
+            chunk,
+            heads: heads.to_vec(),
+            now: now_millis(),
+        };
+        let document = self.clone();
+        self.repo.storage.submit_with(
+            vec![write],
+            Box::new(move |result| {
+                let outcome = document.book().settle(&hashes, result);
+                drop(document);
+                done(outcome);
+            }),
+        );
+    }
+
+    /// Loads the sync state saved with a peer's storage, then hands it to the synchroniser.
+    fn load_sync_state(self: &Arc<Self>, runtime: &tokio::runtime::Handle, peer: StorageId) {
+        let document = self.clone();
+        runtime.spawn(async move {
+            let state = match document
+                .repo
+                .storage
+                .load_sync_state(document.id, peer.clone())
+                .await
+            {
+                Ok(state) => state,
+                Err(error) => {
+                    tracing::warn!(document = %document.id, %error, "sync state not loaded");
+                    None
+                }
+            };
+            document.sync_later(move |sync, doc, cx, out| {
+                let (faults, gossip) =
+                    sync.sync_state_loaded(cx, doc, &peer, state.as_deref(), out);
+                SyncOutcome {
+                    engaged: sync.engaged_peers(),
+                    faults,
+                    gossip,
+                }
+            });
+        });
     }
 
     pub(crate) fn emit(&self, event: DocEvent) {

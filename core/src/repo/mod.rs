@@ -8,6 +8,7 @@ mod executor;
 mod historic_view;
 #[allow(clippy::module_inception)]
 mod repo;
+mod sync_driver;
 
 pub use config::{CompactionPolicy, RepoConfig};
 pub use doc_event::{ChangeOrigin, DocChange, DocEvent, DocSubscription};
@@ -15,3 +16,4 @@ pub use doc_handle::{Committed, DocHandle};
 pub(crate) use document::load_untrusted;
 pub use historic_view::HistoricView;
 pub use repo::Repo;
+pub use sync_driver::{Role, Transport};

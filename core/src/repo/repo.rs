@@ -5,9 +5,10 @@ use std::{
     future::Future,
     path::Path,
     sync::{
-        Arc, Mutex, MutexGuard, PoisonError, Weak,
+        Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak,
         atomic::{AtomicBool, Ordering},
     },
+    time::Duration,
 };
 
 use automerge::{ActorId, Automerge, AutomergeError, transaction::Transaction};
@@ -18,13 +19,15 @@ use super::{
     doc_handle::DocHandle,
     document::{Decoded, Document, load_untrusted, now_millis},
     executor::Executor,
+    sync_driver::{Command, Role, SyncHandle, Transport},
 };
 use crate::{
-    DocumentId, Error, Result, StorageId,
+    DocumentId, Error, PeerId, Result, StorageId,
     store::{
         Chunk, ChunkKind, DocumentMeta, MemoryStorage, SqliteStorage, Storage, StorageError,
         WriteDone, WriteOp,
     },
+    sync::ConnectionId,
 };
 
 /// The documents of one replica (a device or a relay) and their storage.
@@ -51,6 +54,8 @@ pub(crate) struct RepoShared {
     /// Threads for document work (closures, automerge loads and saves).
     pub(crate) executor: Executor,
     closed: AtomicBool,
+    /// The sync driver, started by the first [`Repo::connect`].
+    pub(crate) sync: OnceLock<SyncHandle>,
 }
 
 impl RepoShared {
@@ -72,6 +77,53 @@ impl RepoShared {
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             self.background.spawn_on(work, &runtime);
         }
+    }
+
+    /// The documents loaded now.
+    pub(crate) fn open_documents(&self) -> Vec<Arc<Document>> {
+        self.loaded().values().filter_map(Weak::upgrade).collect()
+    }
+
+    /// Registers a loaded document; tells the sync driver, if peers may want it.
+    fn register(&self, document: &Arc<Document>) {
+        self.loaded().insert(document.id, Arc::downgrade(document));
+        if let Some(sync) = self.sync.get() {
+            sync.send(Command::Opened(document.clone()));
+        }
+    }
+
+    /// A document this replica does not have, to be asked of peers: the one loaded if any
+    /// (another `find` may be asking already), else a new, empty, unstored one.
+    pub(crate) fn register_absent(self: &Arc<Self>, id: DocumentId) -> Arc<Document> {
+        let mut loaded = self.loaded();
+        if let Some(document) = loaded.get(&id).and_then(Weak::upgrade) {
+            return document;
+        }
+        let document = Arc::new(Document::new(id, Decoded::absent(), self.clone()));
+        loaded.insert(id, Arc::downgrade(&document));
+        document
+    }
+
+    /// A document a peer sent something about: loaded, stored, or absent (to be stored
+    /// when its first changes arrive).
+    pub(crate) async fn load_for_sync(self: &Arc<Self>, id: DocumentId) -> Result<Arc<Document>> {
+        if let Some(document) = self.loaded().get(&id).and_then(Weak::upgrade) {
+            return Ok(document);
+        }
+        let Some(stored) = self.storage.load(id).await? else {
+            return Ok(self.register_absent(id));
+        };
+        let decoded = self
+            .executor
+            .run(id, move || Decoded::decode(id, &stored))
+            .await??;
+        let mut loaded = self.loaded();
+        if let Some(document) = loaded.get(&id).and_then(Weak::upgrade) {
+            return Ok(document);
+        }
+        let document = Arc::new(Document::new(id, decoded, self.clone()));
+        loaded.insert(id, Arc::downgrade(&document));
+        Ok(document)
     }
 
     fn ensure_open(&self) -> Result<()> {
@@ -106,13 +158,18 @@ impl Repo {
         Self::in_memory_with(RepoConfig::default())
     }
 
-    /// Like [`in_memory`](Self::in_memory), with a configuration.
-    pub fn in_memory_with(config: RepoConfig) -> Self {
+    /// Like [`in_memory`](Self::in_memory), with a configuration. Peers are told it keeps
+    /// nothing (it is ephemeral), so they keep no sync state for it.
+    pub fn in_memory_with(mut config: RepoConfig) -> Self {
+        config.ephemeral = true;
         Self::with_storage(Arc::new(MemoryStorage::new()), config)
     }
 
     /// A repo over any [`Storage`] backend.
-    pub fn with_storage(storage: Arc<dyn Storage>, config: RepoConfig) -> Self {
+    pub fn with_storage(storage: Arc<dyn Storage>, mut config: RepoConfig) -> Self {
+        if config.sync.storage_id.is_none() && !config.ephemeral {
+            config.sync.storage_id = Some(storage.storage_id().clone());
+        }
         Self {
             shared: Arc::new(RepoShared {
                 storage,
@@ -122,6 +179,7 @@ impl Repo {
                 background: TaskTracker::new(),
                 executor: Executor::per_core(),
                 closed: AtomicBool::new(false),
+                sync: OnceLock::new(),
             }),
         }
     }
@@ -191,32 +249,34 @@ impl Repo {
             Decoded::created(doc, &chunk),
             self.shared.clone(),
         ));
-        self.shared.loaded().insert(id, Arc::downgrade(&document));
+        self.shared.register(&document);
         Ok(DocHandle::new(document))
     }
 
-    /// Finds a stored document, loading it if no handle is open.
+    /// Finds a document: loaded already, stored here, or, once peers are connected, from
+    /// them.
     ///
-    /// Fails with [`Error::DocumentNotFound`] if it is not stored here, and with
+    /// Fails with [`Error::DocumentNotFound`] if it is not stored here and no connected
+    /// peer has it (peers are asked, and answer or time out within the sync config's
+    /// `request_timeout_ms`), and with
     /// [`Error::CorruptChunk`] or [`Error::CorruptDocument`] if its stored bytes are damaged;
     /// other documents are unaffected by either.
     pub async fn find(&self, id: DocumentId) -> Result<DocHandle> {
         self.shared.ensure_open()?;
-        if let Some(document) = self.loaded(id) {
+        if let Some(document) = self.loaded(id)
+            && document.is_available()
+        {
             return Ok(DocHandle::new(document));
         }
-        let stored = self
-            .shared
-            .storage
-            .load(id)
-            .await?
-            .ok_or(Error::DocumentNotFound(id))?;
+        let Some(stored) = self.shared.storage.load(id).await? else {
+            return self.find_on_peers(id).await;
+        };
         let decoded = self
             .shared
             .executor
             .run(id, move || Decoded::decode(id, &stored))
             .await??;
-        let mut loaded = self.shared.loaded();
+        let loaded = self.shared.loaded();
         // Another task may have loaded it meanwhile: keep one copy.
         if let Some(document) = loaded.get(&id).and_then(Weak::upgrade) {
             return Ok(DocHandle::new(document));
@@ -226,8 +286,56 @@ impl Repo {
             return Err(Error::DocumentNotFound(id));
         }
         let document = Arc::new(Document::new(id, decoded, self.shared.clone()));
-        loaded.insert(id, Arc::downgrade(&document));
+        drop(loaded);
+        self.shared.register(&document);
         Ok(DocHandle::new(document))
+    }
+
+    /// Asks connected peers for a document this replica does not have.
+    async fn find_on_peers(&self, id: DocumentId) -> Result<DocHandle> {
+        let Some(sync) = self.shared.sync.get() else {
+            return Err(Error::DocumentNotFound(id)); // never connected
+        };
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        sync.send(Command::Want {
+            document: id,
+            reply,
+        });
+        // The engine answers within its request timeout; this bound only guards against a
+        // stopped driver.
+        let patience = Duration::from_millis(sync.config.request_timeout_ms.saturating_mul(2));
+        match tokio::time::timeout(patience, answer).await {
+            Ok(Ok(Some(document))) => Ok(DocHandle::new(document)),
+            Ok(Ok(None)) | Ok(Err(_)) | Err(_) => Err(Error::DocumentNotFound(id)),
+        }
+    }
+
+    /// This repo's id on connections.
+    pub fn peer_id(&self) -> &PeerId {
+        &self.shared.config.sync.peer_id
+    }
+
+    /// Syncs with a peer over `transport` (see [`Transport`]): documents open here are
+    /// offered to it as the share policy says, and [`find`](Self::find) asks it for
+    /// documents this replica lacks. Returns once the connection is registered; the
+    /// handshake and syncing go on in the background until either side closes it.
+    ///
+    /// Must be called inside a tokio runtime (the sync driver starts on the first call).
+    pub async fn connect(&self, transport: Transport, role: Role) -> Result<ConnectionId> {
+        self.shared.ensure_open()?;
+        let sync = self
+            .shared
+            .sync
+            .get_or_init(|| SyncHandle::start(&self.shared, self.shared.config.sync.clone()));
+        let (reply, connected) = tokio::sync::oneshot::channel();
+        sync.send(Command::Connect {
+            transport,
+            role,
+            reply,
+        });
+        connected
+            .await
+            .map_err(|_| Error::Internal("the sync driver stopped".to_owned()))
     }
 
     fn loaded(&self, id: DocumentId) -> Option<Arc<Document>> {
@@ -304,6 +412,10 @@ impl Repo {
     pub async fn close(&self) -> Result<()> {
         if self.shared.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
+        }
+        // No more remote changes: connections close, synced documents are let go.
+        if let Some(sync) = self.shared.sync.get() {
+            sync.shutdown().await;
         }
         let open: Vec<Arc<Document>> = self
             .shared

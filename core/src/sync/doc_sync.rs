@@ -417,6 +417,18 @@ impl DocSync {
         Ok(())
     }
 
+    /// A change made outside the synchroniser (by the repo, which stores it itself) is
+    /// stored: peers hear of it.
+    pub(crate) fn local_change_stored(
+        &mut self,
+        cx: &Context<'_>,
+        doc: &Automerge,
+        out: &mut Vec<Effect>,
+    ) {
+        self.exists = true;
+        self.flush(cx, doc, out);
+    }
+
     /// Sends an ephemeral payload to the document's peers.
     pub(crate) fn broadcast(&mut self, cx: &Context<'_>, data: &[u8], out: &mut Vec<Effect>) {
         self.ephemeral_count += 1;

@@ -22,7 +22,7 @@ use crate::{
 /// How a replica takes part in the protocol.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
-pub struct EngineConfig {
+pub struct SyncConfig {
     /// The id this replica announces.
     pub peer_id: PeerId,
     /// This replica's storage id; `None` for a replica that keeps nothing (peers then keep
@@ -46,7 +46,7 @@ pub struct EngineConfig {
     pub seed: u64,
 }
 
-impl EngineConfig {
+impl SyncConfig {
     /// A configuration with the defaults; `storage_id` as [`storage_id`](Self::storage_id).
     pub fn new(peer_id: PeerId, storage_id: Option<StorageId>) -> Self {
         Self {
@@ -112,7 +112,7 @@ struct Loaded {
 /// Documents stay loaded once loaded. Nothing inside blocks or spawns; automerge work runs
 /// on the caller's thread.
 pub struct Engine {
-    config: EngineConfig,
+    config: SyncConfig,
     hub: Hub,
     docs: BTreeMap<DocumentId, Slot>,
     now: Millis,
@@ -131,7 +131,7 @@ impl std::fmt::Debug for Engine {
 
 impl Engine {
     /// A replica with no documents loaded and no connections.
-    pub fn new(config: EngineConfig) -> Self {
+    pub fn new(config: SyncConfig) -> Self {
         let metadata = PeerMetadata {
             is_ephemeral: config.storage_id.is_none(),
             storage_id: config.storage_id.clone(),
@@ -440,13 +440,21 @@ impl Engine {
     }
 }
 
-fn context(config: &EngineConfig, now: Millis) -> Context<'_> {
-    Context {
-        me: &config.peer_id,
-        policy: config.share_policy.as_ref(),
-        session: &config.session_id,
-        now,
-        request_timeout_ms: config.request_timeout_ms,
-        save_interval_ms: config.sync_state_save_interval_ms,
+fn context(config: &SyncConfig, now: Millis) -> Context<'_> {
+    config.context(now)
+}
+
+impl SyncConfig {
+    /// What a document synchroniser needs to know, at `now`.
+    pub(crate) fn context(&self, now: Millis) -> Context<'_> {
+        let config = self;
+        Context {
+            me: &config.peer_id,
+            policy: config.share_policy.as_ref(),
+            session: &config.session_id,
+            now,
+            request_timeout_ms: config.request_timeout_ms,
+            save_interval_ms: config.sync_state_save_interval_ms,
+        }
     }
 }

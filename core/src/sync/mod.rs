@@ -18,13 +18,13 @@
 //! [`Engine`] puts them together over documents it keeps in memory, and is what the
 //! simulation drives.
 
-mod doc_sync;
+pub(crate) mod doc_sync;
 mod engine;
-mod hub;
+pub(crate) mod hub;
 mod policy;
-mod types;
+pub(crate) mod types;
 
-pub use engine::{Engine, EngineConfig};
+pub use engine::{Engine, SyncConfig};
 pub use policy::{AnnounceAll, ServeOnRequest, SharePolicy};
 pub use types::{
     ChangeFn, ConnectionId, Effect, Input, LocalChange, Millis, Notification, PeerInfo,

@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, VecDeque};
 use weft::{
     DocumentId, StorageId,
     sync::{
-        ConnectionId, Effect, Engine, EngineConfig, Input, Millis, Notification, StorageResult,
-        StorageTask,
+        ConnectionId, Effect, Engine, Input, Millis, Notification, StorageResult, StorageTask,
+        SyncConfig,
     },
     wire::{self, Message},
 };
@@ -62,7 +62,7 @@ impl Store {
 }
 
 pub(crate) struct Node {
-    pub(crate) config: EngineConfig,
+    pub(crate) config: SyncConfig,
     pub(crate) engine: Engine,
     pub(crate) store: Store,
     pub(crate) notes: Vec<Notification>,
@@ -113,7 +113,7 @@ pub(crate) struct Pump {
 }
 
 impl Pump {
-    pub(crate) fn add(&mut self, config: EngineConfig) -> usize {
+    pub(crate) fn add(&mut self, config: SyncConfig) -> usize {
         self.nodes.push(Node {
             engine: Engine::new(config.clone()),
             config,

@@ -1,0 +1,490 @@
+//! The repo's sync driver: one task per repo that owns the connections and the protocol's
+//! hub, and hands document work to each document's thread (where its synchroniser lives
+//! beside the automerge document).
+
+use std::{collections::HashMap, fmt, sync::Arc, time::Duration};
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::{document::Document, repo::RepoShared};
+use crate::{
+    DocumentId,
+    sync::{
+        ConnectionId, Effect, Notification, SyncConfig,
+        doc_sync::Gossip,
+        hub::{DocMessage, Hub, Routed, send},
+        types::{PeerFault, SharedPeer},
+    },
+    wire::{Message, PeerMetadata},
+};
+
+/// How often documents' timers (request timeouts, throttled saves, retries) are checked.
+const TICK: Duration = Duration::from_millis(500);
+
+/// A message channel to one peer: binary frames out and in. Dropping it (or the other side
+/// ending `incoming`) ends the connection.
+///
+/// [`Transport::pair`] joins two repos in one process; an app with its own transport (a
+/// Bluetooth link, a browser bridge) moves frames between the channels of
+/// [`Transport::from_channels`] and its link. Frames are whole automerge-repo messages.
+#[derive(Debug)]
+pub struct Transport {
+    outgoing: mpsc::UnboundedSender<Vec<u8>>,
+    incoming: mpsc::UnboundedReceiver<Vec<u8>>,
+}
+
+impl Transport {
+    /// Two ends of an in-memory connection.
+    pub fn pair() -> (Self, Self) {
+        let (a_out, b_in) = mpsc::unbounded_channel();
+        let (b_out, a_in) = mpsc::unbounded_channel();
+        (
+            Self {
+                outgoing: a_out,
+                incoming: a_in,
+            },
+            Self {
+                outgoing: b_out,
+                incoming: b_in,
+            },
+        )
+    }
+
+    /// A transport over the app's channels: the repo sends frames on `outgoing` and reads
+    /// frames from `incoming`.
+    pub fn from_channels(
+        outgoing: mpsc::UnboundedSender<Vec<u8>>,
+        incoming: mpsc::UnboundedReceiver<Vec<u8>>,
+    ) -> Self {
+        Self { outgoing, incoming }
+    }
+}
+
+/// Which end of a connection a repo is: the one that dials sends `join`, the one that
+/// accepts answers `peer`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// This repo opened the connection (a device dialling its relay).
+    Dial,
+    /// The other side opened it (a relay, or a device listening on its LAN).
+    Accept,
+}
+
+/// What document work reports back to the driver besides effects.
+#[derive(Default)]
+pub(crate) struct SyncOutcome {
+    /// Peers whose messages broke the protocol.
+    pub(crate) faults: Vec<(ConnectionId, PeerFault)>,
+    /// Heads to gossip, and the document's syncing peers to gossip them to.
+    pub(crate) gossip: Gossip,
+    pub(crate) engaged: Vec<ConnectionId>,
+}
+
+pub(crate) enum Command {
+    Connect {
+        transport: Transport,
+        role: Role,
+        reply: oneshot::Sender<ConnectionId>,
+    },
+    Received {
+        connection: ConnectionId,
+        bytes: Vec<u8>,
+    },
+    Closed {
+        connection: ConnectionId,
+    },
+    FromDocument {
+        document: DocumentId,
+        effects: Vec<Effect>,
+        outcome: SyncOutcome,
+    },
+    /// The app loaded or created a document.
+    Opened(Arc<Document>),
+    /// A document a peer sent something about was loaded (`None`: it cannot be loaded).
+    Loaded {
+        document: DocumentId,
+        loaded: Option<Arc<Document>>,
+    },
+    /// The app wants a document it does not have: ask peers. `None` if nobody has it.
+    Want {
+        document: DocumentId,
+        reply: oneshot::Sender<Option<Arc<Document>>>,
+    },
+    Shutdown {
+        done: oneshot::Sender<()>,
+    },
+}
+
+/// The repo's side of the driver.
+pub(crate) struct SyncHandle {
+    commands: mpsc::UnboundedSender<Command>,
+    pub(crate) config: SyncConfig,
+    pub(crate) runtime: tokio::runtime::Handle,
+}
+
+impl fmt::Debug for SyncHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SyncHandle")
+            .field("peer_id", &self.config.peer_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SyncHandle {
+    /// Starts the driver of `repo` on the current tokio runtime.
+    pub(crate) fn start(repo: &Arc<RepoShared>, config: SyncConfig) -> Self {
+        let (commands, inbox) = mpsc::unbounded_channel();
+        let metadata = PeerMetadata {
+            storage_id: config.storage_id.clone(),
+            is_ephemeral: config.storage_id.is_none(),
+        };
+        let driver = Driver {
+            repo: repo.clone(),
+            hub: Hub::new(config.peer_id.clone(), metadata, config.limits),
+            docs: HashMap::new(),
+            connections: HashMap::new(),
+            waiting: HashMap::new(),
+            next_connection: 0,
+            commands: commands.clone(),
+        };
+        let runtime = tokio::runtime::Handle::current();
+        runtime.spawn(driver.run(inbox));
+        Self {
+            commands,
+            config,
+            runtime,
+        }
+    }
+
+    pub(crate) fn send(&self, command: Command) {
+        // After shutdown nothing listens, and nothing needs to.
+        let _ = self.commands.send(command);
+    }
+
+    /// Stops the driver: connections close, documents are let go.
+    pub(crate) async fn shutdown(&self) {
+        let (done, stopped) = oneshot::channel();
+        self.send(Command::Shutdown { done });
+        let _ = stopped.await;
+    }
+}
+
+enum Entry {
+    /// Being loaded because a peer sent something about it; its messages wait.
+    Loading(Vec<(SharedPeer, DocMessage)>),
+    Ready(Arc<Document>),
+}
+
+struct Driver {
+    repo: Arc<RepoShared>,
+    hub: Hub,
+    /// Documents being synced. Held while the driver runs (unloading synced documents is
+    /// for a later version).
+    docs: HashMap<DocumentId, Entry>,
+    connections: HashMap<ConnectionId, mpsc::UnboundedSender<Vec<u8>>>,
+    /// App `find`s waiting for peers to answer.
+    waiting: HashMap<DocumentId, Vec<oneshot::Sender<Option<Arc<Document>>>>>,
+    next_connection: u64,
+    commands: mpsc::UnboundedSender<Command>,
+}
+
+impl Driver {
+    async fn run(mut self, mut inbox: mpsc::UnboundedReceiver<Command>) {
+        for document in self.repo.open_documents() {
+            self.opened(document);
+        }
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                command = inbox.recv() => match command {
+                    Some(Command::Shutdown { done }) => {
+                        self.connections.clear();
+                        self.docs.clear();
+                        let _ = done.send(());
+                        return;
+                    }
+                    Some(command) => self.command(command),
+                    None => return,
+                },
+                _ = tick.tick() => self.tick(),
+            }
+        }
+    }
+
+    fn command(&mut self, command: Command) {
+        let mut out = Vec::new();
+        match command {
+            Command::Connect {
+                transport,
+                role,
+                reply,
+            } => {
+                self.next_connection += 1;
+                let connection = ConnectionId(self.next_connection);
+                self.connections.insert(connection, transport.outgoing);
+                self.hub.connected(connection, role == Role::Dial, &mut out);
+                let commands = self.commands.clone();
+                let mut incoming = transport.incoming;
+                self.repo.spawn_background(async move {
+                    while let Some(bytes) = incoming.recv().await {
+                        if commands
+                            .send(Command::Received { connection, bytes })
+                            .is_err()
+                        {
+                            return;
+                        }
+                    }
+                    let _ = commands.send(Command::Closed { connection });
+                });
+                let _ = reply.send(connection);
+            }
+            Command::Received { connection, bytes } => {
+                let routed = self.hub.receive(connection, &bytes, &mut out);
+                self.route(routed);
+            }
+            Command::Closed { connection } => {
+                self.connections.remove(&connection);
+                let routed = self.hub.disconnected(connection, &mut out);
+                self.route(routed);
+            }
+            Command::FromDocument {
+                document,
+                effects,
+                outcome,
+            } => {
+                out.extend(effects);
+                for (storage, heads, timestamp) in outcome.gossip {
+                    self.hub.gossip(
+                        document,
+                        &storage,
+                        &heads,
+                        timestamp,
+                        &outcome.engaged,
+                        &mut out,
+                    );
+                }
+                for (connection, fault) in outcome.faults {
+                    let routed = self.hub.fail(connection, fault, &mut out);
+                    self.route(routed);
+                }
+            }
+            Command::Opened(document) => self.opened(document),
+            Command::Loaded { document, loaded } => self.loaded(document, loaded, &mut out),
+            Command::Want { document, reply } => self.want(document, reply),
+            Command::Shutdown { .. } => {}
+        }
+        self.carry_out(out);
+    }
+
+    /// Sends, closes and notifies.
+    fn carry_out(&mut self, effects: Vec<Effect>) {
+        for effect in effects {
+            match effect {
+                Effect::Send { connection, bytes } => {
+                    if let Some(outgoing) = self.connections.get(&connection) {
+                        let _ = outgoing.send(bytes);
+                    }
+                }
+                Effect::Close { connection, reason } => {
+                    tracing::info!(%connection, %reason, "closing connection");
+                    // Dropping the sender ends the peer's stream; our reader reports Closed.
+                    self.connections.remove(&connection);
+                }
+                Effect::Notify(Notification::DocumentReady { document }) => {
+                    if let Some(Entry::Ready(doc)) = self.docs.get(&document) {
+                        let doc = doc.clone();
+                        self.answer(document, Some(&doc));
+                    }
+                }
+                Effect::Notify(Notification::DocumentUnavailable { document }) => {
+                    self.answer(document, None);
+                }
+                Effect::Notify(note) => tracing::debug!(?note, "sync"),
+                Effect::Storage(task) => {
+                    tracing::error!(?task, "storage task reached the driver");
+                }
+            }
+        }
+    }
+
+    fn answer(&mut self, document: DocumentId, found: Option<&Arc<Document>>) {
+        for reply in self.waiting.remove(&document).unwrap_or_default() {
+            let _ = reply.send(found.cloned());
+        }
+    }
+
+    fn route(&mut self, routed: Routed) {
+        match routed {
+            Routed::Nothing => {}
+            Routed::PeerReady(peer) => {
+                for entry in self.docs.values() {
+                    if let Entry::Ready(doc) = entry {
+                        add_peer(doc, &peer);
+                    }
+                }
+            }
+            Routed::PeerGone(peer) => {
+                let connection = peer.connection;
+                for entry in self.docs.values_mut() {
+                    match entry {
+                        Entry::Ready(doc) => doc.sync_later(move |sync, doc, cx, out| {
+                            sync.remove_peer(cx, doc, connection, out);
+                            SyncOutcome::default()
+                        }),
+                        Entry::Loading(waiting) => {
+                            waiting.retain(|(peer, _)| peer.connection != connection);
+                        }
+                    }
+                }
+            }
+            Routed::Document {
+                peer,
+                document,
+                message,
+            } => match self.docs.get_mut(&document) {
+                Some(Entry::Ready(doc)) => deliver(doc, peer.connection, message),
+                Some(Entry::Loading(waiting)) => waiting.push((peer, message)),
+                // Only sync traffic loads a document.
+                None if matches!(message, DocMessage::Sync { .. }) => {
+                    self.docs
+                        .insert(document, Entry::Loading(vec![(peer, message)]));
+                    self.load(document);
+                }
+                None => {}
+            },
+        }
+    }
+
+    /// Loads a document for peers, in the background: open already, stored, or absent.
+    fn load(&self, document: DocumentId) {
+        let repo = self.repo.clone();
+        let commands = self.commands.clone();
+        self.repo.spawn_background(async move {
+            let loaded = match repo.load_for_sync(document).await {
+                Ok(doc) => Some(doc),
+                Err(error) => {
+                    tracing::warn!(%document, %error, "document cannot be loaded for a peer");
+                    None
+                }
+            };
+            let _ = commands.send(Command::Loaded { document, loaded });
+        });
+    }
+
+    fn loaded(
+        &mut self,
+        document: DocumentId,
+        loaded: Option<Arc<Document>>,
+        out: &mut Vec<Effect>,
+    ) {
+        let Some(Entry::Loading(waiting)) = self.docs.remove(&document) else {
+            return;
+        };
+        let Some(doc) = loaded else {
+            // Damaged in storage: those who asked hear it is unavailable.
+            for (peer, _) in waiting {
+                send(
+                    out,
+                    peer.connection,
+                    &Message::DocUnavailable {
+                        sender: self.hub.me().clone(),
+                        target: peer.peer_id.clone(),
+                        document,
+                    },
+                );
+            }
+            self.answer(document, None);
+            return;
+        };
+        self.make_ready(doc.clone());
+        for (peer, message) in waiting {
+            deliver(&doc, peer.connection, message);
+        }
+        if self.waiting.contains_key(&document) {
+            open(&doc);
+        }
+    }
+
+    /// Starts syncing a document: every connected peer is added to it.
+    fn make_ready(&mut self, doc: Arc<Document>) {
+        for peer in self.hub.peers() {
+            add_peer(&doc, peer);
+        }
+        self.docs.insert(doc.id, Entry::Ready(doc));
+    }
+
+    fn opened(&mut self, doc: Arc<Document>) {
+        match self.docs.remove(&doc.id) {
+            Some(Entry::Ready(existing)) => {
+                self.docs.insert(doc.id, Entry::Ready(existing));
+            }
+            Some(Entry::Loading(waiting)) => {
+                self.make_ready(doc.clone());
+                for (peer, message) in waiting {
+                    deliver(&doc, peer.connection, message);
+                }
+            }
+            None => self.make_ready(doc),
+        }
+    }
+
+    fn want(&mut self, document: DocumentId, reply: oneshot::Sender<Option<Arc<Document>>>) {
+        self.waiting.entry(document).or_default().push(reply);
+        match self.docs.get(&document) {
+            Some(Entry::Ready(doc)) => open(doc),
+            Some(Entry::Loading(_)) => {} // opened once loaded
+            None => {
+                let doc = self.repo.register_absent(document);
+                self.make_ready(doc.clone());
+                open(&doc);
+            }
+        }
+    }
+
+    fn tick(&mut self) {
+        for entry in self.docs.values() {
+            if let Entry::Ready(doc) = entry {
+                doc.sync_later(|sync, doc, cx, out| {
+                    sync.tick(cx, doc, out);
+                    SyncOutcome::default()
+                });
+            }
+        }
+    }
+}
+
+fn add_peer(doc: &Arc<Document>, peer: &SharedPeer) {
+    let peer = peer.clone();
+    doc.sync_later(move |sync, doc, cx, out| {
+        sync.add_peer(cx, doc, peer, out);
+        SyncOutcome::default()
+    });
+}
+
+fn open(doc: &Arc<Document>) {
+    doc.sync_later(|sync, doc, cx, out| {
+        sync.open(cx, doc, out);
+        SyncOutcome::default()
+    });
+}
+
+fn deliver(doc: &Arc<Document>, connection: ConnectionId, message: DocMessage) {
+    doc.sync_later(move |sync, doc, cx, out| {
+        match sync.receive(cx, doc, connection, message, out) {
+            Ok(gossip) => SyncOutcome {
+                engaged: if gossip.is_empty() {
+                    Vec::new()
+                } else {
+                    sync.engaged_peers()
+                },
+                gossip,
+                faults: Vec::new(),
+            },
+            Err(fault) => SyncOutcome {
+                faults: vec![(connection, fault)],
+                ..SyncOutcome::default()
+            },
+        }
+    });
+}

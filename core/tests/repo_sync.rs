@@ -1,0 +1,154 @@
+//! Repos syncing through the engine over in-memory transports: real SQLite files, real
+//! automerge sync messages, the same code the network layer drives.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly
+
+use std::{future::Future, sync::Arc, time::Duration};
+
+use weft::{
+    ChangeOrigin, DocEvent, DocHandle, DocumentId, Error, Repo, RepoConfig, Role, Transport,
+    automerge::{ROOT, ReadDoc, ScalarValue, Value, transaction::Transactable},
+    sync::ServeOnRequest,
+};
+
+/// Waits for `condition`, polling; fails after 20 s (the engine's exchanges take
+/// milliseconds; the bound only keeps a broken run from hanging).
+async fn eventually<F, Fut>(what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    for _ in 0..2000 {
+        if condition().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+fn number(doc: &DocHandle, key: &str) -> Option<i64> {
+    doc.with_doc(|d| match d.get(ROOT, key).ok().flatten() {
+        Some((Value::Scalar(v), _)) => match v.as_ref() {
+            ScalarValue::Int(n) => Some(*n),
+            _ => None,
+        },
+        _ => None,
+    })
+}
+
+async fn put(doc: &DocHandle, key: &'static str, value: i64) {
+    doc.change(move |tx| tx.put(ROOT, key, value)).await.unwrap();
+}
+
+/// Joins two repos; `dialer` dials `listener`.
+async fn join(dialer: &Repo, listener: &Repo) {
+    let (a, b) = Transport::pair();
+    listener.connect(a, Role::Accept).await.unwrap();
+    dialer.connect(b, Role::Dial).await.unwrap();
+}
+
+fn relay_config() -> RepoConfig {
+    let mut config = RepoConfig::default();
+    config.sync = config.sync.with_share_policy(Arc::new(ServeOnRequest));
+    config
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_repos_in_one_process_sync_through_an_in_memory_channel() {
+    let dir = tempfile::tempdir().unwrap();
+    let alice = Repo::open(dir.path().join("alice.db")).await.unwrap();
+    let bob = Repo::open(dir.path().join("bob.db")).await.unwrap();
+    join(&bob, &alice).await;
+
+    let doc = alice.create().await.unwrap();
+    put(&doc, "title", 1).await;
+    let on_bob = bob.find(doc.id()).await.unwrap();
+    eventually("bob has the title", || async { number(&on_bob, "title") == Some(1) }).await;
+
+    // Bob's change reaches alice's subscribers, marked as coming from bob.
+    let mut events = doc.subscribe();
+    put(&on_bob, "reply", 2).await;
+    let event = tokio::time::timeout(Duration::from_secs(20), events.recv()).await.unwrap().unwrap();
+    let DocEvent::Changed(change) = event else { panic!("{event:?}") };
+    assert_eq!(change.origin, ChangeOrigin::Remote { peer: bob.peer_id().clone() });
+    assert!(!change.patches.is_empty());
+    assert_eq!(number(&doc, "reply"), Some(2));
+    assert_eq!(doc.heads(), on_bob.heads());
+
+    // What bob received is in his SQLite file: it loads with no peer.
+    let id = doc.id();
+    drop((doc, on_bob));
+    alice.close().await.unwrap();
+    bob.close().await.unwrap();
+    let bob = Repo::open(dir.path().join("bob.db")).await.unwrap();
+    let reloaded = bob.find(id).await.unwrap();
+    assert_eq!((number(&reloaded, "title"), number(&reloaded, "reply")), (Some(1), Some(2)));
+    bob.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devices_sync_through_a_relay_that_serves_only_what_is_asked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = relay_config();
+    // A find answered by the timeout would take a minute: the answer must come at once.
+    config.sync.request_timeout_ms = 60_000;
+    let relay = Repo::open_with(dir.path().join("relay.db"), config).await.unwrap();
+    let alice = Repo::in_memory();
+    let bob = Repo::in_memory();
+    join(&alice, &relay).await;
+    join(&bob, &relay).await;
+
+    let doc = alice.create().await.unwrap();
+    put(&doc, "title", 7).await;
+    // Alice offers her document; the relay stores it.
+    eventually("the relay stores alice's document", || async {
+        relay.list().await.unwrap().iter().any(|meta| meta.id == doc.id())
+    })
+    .await;
+    let on_bob = bob.find(doc.id()).await.unwrap();
+    eventually("bob has it", || async { number(&on_bob, "title") == Some(7) }).await;
+
+    // Live both ways through the relay.
+    put(&on_bob, "from-bob", 8).await;
+    eventually("alice sees bob's change", || async { number(&doc, "from-bob") == Some(8) }).await;
+
+    let started = tokio::time::Instant::now();
+    let missing = bob.find(DocumentId::random()).await;
+    assert!(matches!(missing, Err(Error::DocumentNotFound(_))), "{missing:?}");
+    assert!(started.elapsed() < Duration::from_secs(30), "answered by the timeout, not the relay");
+    for repo in [alice, bob, relay] {
+        repo.close().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_states_are_kept_in_sqlite_per_peer_storage() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = relay_config();
+    config.sync.sync_state_save_interval_ms = 0;
+    let relay_path = dir.path().join("relay.db");
+    let relay = Repo::open_with(&relay_path, config).await.unwrap();
+    let alice = Repo::open(dir.path().join("alice.db")).await.unwrap();
+    join(&alice, &relay).await;
+    let doc = alice.create().await.unwrap();
+    put(&doc, "title", 1).await;
+    eventually("the relay stores the document", || async {
+        relay.list().await.unwrap().iter().any(|meta| meta.id == doc.id())
+    })
+    .await;
+    let id = doc.id();
+    drop(doc);
+    alice.close().await.unwrap();
+    relay.close().await.unwrap();
+
+    let db = rusqlite::Connection::open(&relay_path).unwrap();
+    let peers: Vec<String> = db
+        .prepare("SELECT peer FROM sync_states WHERE document_id = ?1")
+        .unwrap()
+        .query_map([id.as_bytes().as_slice()], |row| row.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(peers, vec![alice.storage_id().to_string()]);
+}
