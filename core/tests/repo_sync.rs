@@ -38,7 +38,9 @@ fn number(doc: &DocHandle, key: &str) -> Option<i64> {
 }
 
 async fn put(doc: &DocHandle, key: &'static str, value: i64) {
-    doc.change(move |tx| tx.put(ROOT, key, value)).await.unwrap();
+    doc.change(move |tx| tx.put(ROOT, key, value))
+        .await
+        .unwrap();
 }
 
 /// Joins two repos; `dialer` dials `listener`.
@@ -64,14 +66,27 @@ async fn two_repos_in_one_process_sync_through_an_in_memory_channel() {
     let doc = alice.create().await.unwrap();
     put(&doc, "title", 1).await;
     let on_bob = bob.find(doc.id()).await.unwrap();
-    eventually("bob has the title", || async { number(&on_bob, "title") == Some(1) }).await;
+    eventually("bob has the title", || async {
+        number(&on_bob, "title") == Some(1)
+    })
+    .await;
 
     // Bob's change reaches alice's subscribers, marked as coming from bob.
     let mut events = doc.subscribe();
     put(&on_bob, "reply", 2).await;
-    let event = tokio::time::timeout(Duration::from_secs(20), events.recv()).await.unwrap().unwrap();
-    let DocEvent::Changed(change) = event else { panic!("{event:?}") };
-    assert_eq!(change.origin, ChangeOrigin::Remote { peer: bob.peer_id().clone() });
+    let event = tokio::time::timeout(Duration::from_secs(20), events.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    let DocEvent::Changed(change) = event else {
+        panic!("{event:?}")
+    };
+    assert_eq!(
+        change.origin,
+        ChangeOrigin::Remote {
+            peer: bob.peer_id().clone()
+        }
+    );
     assert!(!change.patches.is_empty());
     assert_eq!(number(&doc, "reply"), Some(2));
     assert_eq!(doc.heads(), on_bob.heads());
@@ -83,7 +98,10 @@ async fn two_repos_in_one_process_sync_through_an_in_memory_channel() {
     bob.close().await.unwrap();
     let bob = Repo::open(dir.path().join("bob.db")).await.unwrap();
     let reloaded = bob.find(id).await.unwrap();
-    assert_eq!((number(&reloaded, "title"), number(&reloaded, "reply")), (Some(1), Some(2)));
+    assert_eq!(
+        (number(&reloaded, "title"), number(&reloaded, "reply")),
+        (Some(1), Some(2))
+    );
     bob.close().await.unwrap();
 }
 
@@ -93,7 +111,9 @@ async fn devices_sync_through_a_relay_that_serves_only_what_is_asked_for() {
     let mut config = relay_config();
     // A find answered by the timeout would take a minute: the answer must come at once.
     config.sync.request_timeout_ms = 60_000;
-    let relay = Repo::open_with(dir.path().join("relay.db"), config).await.unwrap();
+    let relay = Repo::open_with(dir.path().join("relay.db"), config)
+        .await
+        .unwrap();
     let alice = Repo::in_memory();
     let bob = Repo::in_memory();
     join(&alice, &relay).await;
@@ -103,20 +123,37 @@ async fn devices_sync_through_a_relay_that_serves_only_what_is_asked_for() {
     put(&doc, "title", 7).await;
     // Alice offers her document; the relay stores it.
     eventually("the relay stores alice's document", || async {
-        relay.list().await.unwrap().iter().any(|meta| meta.id == doc.id())
+        relay
+            .list()
+            .await
+            .unwrap()
+            .iter()
+            .any(|meta| meta.id == doc.id())
     })
     .await;
     let on_bob = bob.find(doc.id()).await.unwrap();
-    eventually("bob has it", || async { number(&on_bob, "title") == Some(7) }).await;
+    eventually("bob has it", || async {
+        number(&on_bob, "title") == Some(7)
+    })
+    .await;
 
     // Live both ways through the relay.
     put(&on_bob, "from-bob", 8).await;
-    eventually("alice sees bob's change", || async { number(&doc, "from-bob") == Some(8) }).await;
+    eventually("alice sees bob's change", || async {
+        number(&doc, "from-bob") == Some(8)
+    })
+    .await;
 
     let started = tokio::time::Instant::now();
     let missing = bob.find(DocumentId::random()).await;
-    assert!(matches!(missing, Err(Error::DocumentNotFound(_))), "{missing:?}");
-    assert!(started.elapsed() < Duration::from_secs(30), "answered by the timeout, not the relay");
+    assert!(
+        matches!(missing, Err(Error::DocumentNotFound(_))),
+        "{missing:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "answered by the timeout, not the relay"
+    );
     for repo in [alice, bob, relay] {
         repo.close().await.unwrap();
     }
@@ -134,7 +171,12 @@ async fn sync_states_are_kept_in_sqlite_per_peer_storage() {
     let doc = alice.create().await.unwrap();
     put(&doc, "title", 1).await;
     eventually("the relay stores the document", || async {
-        relay.list().await.unwrap().iter().any(|meta| meta.id == doc.id())
+        relay
+            .list()
+            .await
+            .unwrap()
+            .iter()
+            .any(|meta| meta.id == doc.id())
     })
     .await;
     let id = doc.id();

@@ -12,10 +12,10 @@ use crate::{
     sync::{
         ConnectionId, Effect, Notification, SyncConfig,
         doc_sync::Gossip,
-        hub::{DocMessage, Hub, Routed, send},
+        hub::{DocMessage, Hub, Routed},
         types::{PeerFault, SharedPeer},
     },
-    wire::{Message, PeerMetadata},
+    wire::PeerMetadata,
 };
 
 /// How often documents' timers (request timeouts, throttled saves, retries) are checked.
@@ -384,15 +384,7 @@ impl Driver {
         let Some(doc) = loaded else {
             // Damaged in storage: those who asked hear it is unavailable.
             for (peer, _) in waiting {
-                send(
-                    out,
-                    peer.connection,
-                    &Message::DocUnavailable {
-                        sender: self.hub.me().clone(),
-                        target: peer.peer_id.clone(),
-                        document,
-                    },
-                );
+                self.hub.tell_unavailable(&peer, document, out);
             }
             self.answer(document, None);
             return;

@@ -6,7 +6,7 @@ use automerge::{ActorId, Automerge};
 
 use super::{
     doc_sync::{Context, DocSync, Gossip},
-    hub::{DocMessage, Hub, Routed, send},
+    hub::{DocMessage, Hub, Routed},
     policy::{AnnounceAll, SharePolicy},
     types::{
         ConnectionId, Effect, Input, Millis, Notification, PeerFault, SharedPeer, StorageResult,
@@ -16,7 +16,7 @@ use super::{
 use crate::{
     DocumentId, PeerId, StorageId,
     repo::load_untrusted,
-    wire::{Limits, Message, PeerMetadata},
+    wire::{Limits, PeerMetadata},
 };
 
 /// How a replica takes part in the protocol.
@@ -398,15 +398,7 @@ impl Engine {
                 // that asked are told it is unavailable.
                 tracing::error!(%document, %reason, "stored document cannot be loaded");
                 for (peer, _) in waiting {
-                    send(
-                        out,
-                        peer.connection,
-                        &Message::DocUnavailable {
-                            sender: self.hub.me().clone(),
-                            target: peer.peer_id.clone(),
-                            document,
-                        },
-                    );
+                    self.hub.tell_unavailable(&peer, document, out);
                 }
                 if app_wants {
                     out.push(Effect::Notify(Notification::DocumentUnavailable {

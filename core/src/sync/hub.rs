@@ -374,6 +374,24 @@ impl Hub {
         }
     }
 
+    /// Tells a peer that this replica cannot give it `document`.
+    pub(crate) fn tell_unavailable(
+        &self,
+        peer: &PeerInfo,
+        document: DocumentId,
+        out: &mut Vec<Effect>,
+    ) {
+        send(
+            out,
+            peer.connection,
+            &Message::DocUnavailable {
+                sender: self.me.clone(),
+                target: peer.peer_id.clone(),
+                document,
+            },
+        );
+    }
+
     /// Whether an ephemeral message is new (not ours, not seen); remembers it.
     pub(crate) fn first_sight(&mut self, origin: &PeerId, session: &str, count: u64) -> bool {
         if *origin == self.me {
