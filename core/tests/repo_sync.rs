@@ -50,6 +50,14 @@ async fn join(dialer: &Repo, listener: &Repo) {
     dialer.connect(b, Role::Dial).await.unwrap();
 }
 
+/// Waits until a document offered to the relay is in its storage.
+async fn relay_stores(relay: &Repo, id: DocumentId) {
+    eventually("the relay stores the document", || async {
+        relay.list().await.unwrap().iter().any(|meta| meta.id == id)
+    })
+    .await;
+}
+
 fn relay_config() -> RepoConfig {
     let mut config = RepoConfig::default();
     config.sync = config.sync.with_share_policy(Arc::new(ServeOnRequest));
@@ -193,4 +201,111 @@ async fn sync_states_are_kept_in_sqlite_per_peer_storage() {
         .map(Result::unwrap)
         .collect();
     assert_eq!(peers, vec![alice.storage_id().to_string()]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_sending_garbage_is_cut_off_and_the_others_carry_on() {
+    use weft::wire::{self, Message};
+    let dir = tempfile::tempdir().unwrap();
+    let relay = Repo::open_with(dir.path().join("relay.db"), relay_config())
+        .await
+        .unwrap();
+    let (alice, bob) = (Repo::in_memory(), Repo::in_memory());
+    join(&alice, &relay).await;
+    join(&bob, &relay).await;
+    let doc = alice.create().await.unwrap();
+    put(&doc, "title", 1).await;
+    relay_stores(&relay, doc.id()).await;
+    let on_bob = bob.find(doc.id()).await.unwrap();
+
+    // Mallory speaks raw frames: a valid join, then bytes that are not CBOR.
+    let (relay_out, mut from_relay) = tokio::sync::mpsc::unbounded_channel();
+    let (to_relay, relay_in) = tokio::sync::mpsc::unbounded_channel();
+    relay
+        .connect(Transport::from_channels(relay_out, relay_in), Role::Accept)
+        .await
+        .unwrap();
+    to_relay
+        .send(wire::encode(&Message::Join {
+            sender: "mallory".into(),
+            metadata: None,
+            supported_versions: Some(vec!["1".into()]),
+        }))
+        .unwrap();
+    to_relay.send(vec![0xff, 0x00, 0x13]).unwrap();
+    let mut replies = Vec::new();
+    while let Ok(Some(frame)) =
+        tokio::time::timeout(Duration::from_secs(20), from_relay.recv()).await
+    {
+        replies.push(wire::decode(&frame).unwrap().unwrap());
+    }
+    assert!(
+        matches!(replies.first(), Some(Message::Peer { .. })),
+        "{replies:?}"
+    );
+    assert!(
+        matches!(replies.last(), Some(Message::Error { .. })),
+        "{replies:?}"
+    );
+    // The relay closed her connection (her stream ended above) and serves the others.
+    put(&doc, "after", 2).await;
+    eventually("bob still syncs", || async {
+        number(&on_bob, "after") == Some(2)
+    })
+    .await;
+    for repo in [alice, bob, relay] {
+        repo.close().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_empty_document_can_be_found_by_peers() {
+    // automerge-repo gives a new document a first (empty) change; without it peers would
+    // take the document for one its creator does not have.
+    let relay = Repo::in_memory_with(relay_config());
+    let (alice, bob) = (Repo::in_memory(), Repo::in_memory());
+    join(&alice, &relay).await;
+    join(&bob, &relay).await;
+    let doc = alice.create().await.unwrap();
+    assert_eq!(doc.heads().len(), 1);
+    eventually("the relay has it", || async {
+        relay.find(doc.id()).await.is_ok()
+    })
+    .await;
+    let on_bob = bob.find(doc.id()).await.unwrap();
+    assert_eq!(on_bob.heads(), doc.heads());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_restarted_from_its_sqlite_file_resyncs_with_its_devices() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay_path = dir.path().join("relay.db");
+    let relay = Repo::open_with(&relay_path, relay_config()).await.unwrap();
+    let alice = Repo::open(dir.path().join("alice.db")).await.unwrap();
+    let bob = Repo::open(dir.path().join("bob.db")).await.unwrap();
+    join(&alice, &relay).await;
+    join(&bob, &relay).await;
+    let doc = alice.create().await.unwrap();
+    put(&doc, "title", 1).await;
+    relay_stores(&relay, doc.id()).await;
+    let on_bob = bob.find(doc.id()).await.unwrap();
+
+    // The relay goes away; both devices keep editing offline.
+    relay.close().await.unwrap();
+    drop(relay);
+    put(&doc, "offline-alice", 2).await;
+    put(&on_bob, "offline-bob", 3).await;
+
+    // It comes back from its file; the devices dial it again.
+    let relay = Repo::open_with(&relay_path, relay_config()).await.unwrap();
+    join(&alice, &relay).await;
+    join(&bob, &relay).await;
+    eventually("both devices converge", || async {
+        number(&doc, "offline-bob") == Some(3) && number(&on_bob, "offline-alice") == Some(2)
+    })
+    .await;
+    assert_eq!(doc.heads(), on_bob.heads());
+    for repo in [alice, bob, relay] {
+        repo.close().await.unwrap();
+    }
 }

@@ -326,13 +326,11 @@ fn bad_input_ends_that_peer_alone() {
             pump.closed.iter().any(|(l, _)| *l == link),
             "{name}: not closed"
         );
-        assert!(
-            pump.nodes[relay]
-                .notes
-                .iter()
-                .any(|n| matches!(n, Notification::PeerFailed { .. })),
-            "{name}"
-        );
+        let failed = pump.nodes[relay].notes.iter().any(|n| {
+            matches!(n, Notification::PeerFailed { connection, .. }
+                if *connection == pump.links[link].ends[1].1)
+        });
+        assert!(failed, "{name}: no PeerFailed for this connection");
         // The others are undisturbed: a change still goes from alice to bob.
         put(&mut pump, alice, document, name, 7);
         assert_eq!(value(&pump, bob, document, name), Some(7), "{name}");
@@ -379,29 +377,44 @@ fn ephemeral_messages_reach_every_peer_once_with_their_origin() {
     pump.connect(carol, relay);
     // Alice and bob also meet directly: bob hears alice twice over, and must report it once.
     pump.connect(alice, bob);
-    let document = create(&mut pump, alice);
-    open(&mut pump, bob, document);
-    open(&mut pump, carol, document);
-    pump.input(
-        alice,
-        Input::Broadcast {
-            document,
-            data: vec![0xa1, 0x61, 0x78, 0x01],
-        },
-    );
-    pump.run();
+    let (first, second) = (create(&mut pump, alice), create(&mut pump, alice));
+    for document in [first, second] {
+        open(&mut pump, bob, document);
+        open(&mut pump, carol, document);
+    }
+    // Several messages on one document, then one on another: the count runs per session,
+    // so the last one must not look like an old one.
+    for (document, payload) in [(first, 1u8), (first, 2), (first, 3), (second, 4)] {
+        pump.input(
+            alice,
+            Input::Broadcast {
+                document,
+                data: vec![payload],
+            },
+        );
+        pump.run();
+    }
     for node in [bob, carol] {
         let heard: Vec<_> = pump.nodes[node]
             .notes
             .iter()
             .filter_map(|n| match n {
-                Notification::Ephemeral { from, data, .. } => Some((from.as_str(), data.clone())),
+                Notification::Ephemeral {
+                    from,
+                    data,
+                    document,
+                } => Some((from.as_str(), data.clone(), *document)),
                 _ => None,
             })
             .collect();
         assert_eq!(
             heard,
-            vec![("alice", vec![0xa1, 0x61, 0x78, 0x01])],
+            vec![
+                ("alice", vec![1], first),
+                ("alice", vec![2], first),
+                ("alice", vec![3], first),
+                ("alice", vec![4], second),
+            ],
             "node {node}"
         );
     }

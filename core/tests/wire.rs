@@ -216,41 +216,46 @@ fn frames_from_automerge_repo_decode_to_the_values_it_sent() {
 fn the_fixtures_hold_what_cbor_x_really_sends() {
     // So that the test above covers the leniencies it is meant to: non-minimal map headers,
     // `undefined`, and float64 timestamps.
-    let all: String = fixtures()
-        .iter()
-        .map(|f| f["hex"].as_str().unwrap().to_owned())
-        .collect();
-    assert!(
-        all.starts_with("b900"),
-        "a 16-bit map header for a small map"
-    );
-    assert!(all.contains("f7"), "undefined");
-    let heads = fixtures()
-        .into_iter()
-        .find(|f| f["name"] == "remote-heads-changed-2")
-        .unwrap();
-    assert!(
-        heads["hex"]
+    let fixtures = fixtures();
+    let hex_of = |name: &str| {
+        fixtures.iter().find(|f| f["name"] == name).unwrap()["hex"]
             .as_str()
             .unwrap()
-            .contains("6974696d657374616d70fb"),
-        "timestamp as float64"
+            .to_owned()
+    };
+    for frame in &fixtures {
+        // Every frame is a map with a 16-bit length header, even for a few keys.
+        assert!(
+            frame["hex"].as_str().unwrap().starts_with("b900"),
+            "{}",
+            frame["name"]
+        );
+    }
+    // bob's join: "storageId" then undefined.
+    assert!(hex_of("join-2").contains(&format!("{}f7", hex::encode("\x69storageId"))));
+    // The timestamp key, then a float64.
+    let heads = hex_of("remote-heads-changed-2");
+    assert!(
+        heads.contains(&format!("{}fb", hex::encode("\x69timestamp"))),
+        "{heads}"
     );
-    let message = wire::decode(&hex::decode(heads["hex"].as_str().unwrap()).unwrap()).unwrap();
-    let Some(Message::RemoteHeadsChanged { new_heads, .. }) = message else {
+    let Some(Message::RemoteHeadsChanged { new_heads, .. }) =
+        wire::decode(&hex::decode(&heads).unwrap()).unwrap()
+    else {
         panic!()
     };
-    assert_eq!(
-        new_heads[0].1.timestamp,
-        heads["decoded"]["newHeads"]
-            .as_object()
-            .unwrap()
-            .values()
-            .next()
-            .unwrap()["timestamp"]
-            .as_u64()
-            .unwrap()
-    );
+    let expected = fixtures
+        .iter()
+        .find(|f| f["name"] == "remote-heads-changed-2")
+        .unwrap()["decoded"]["newHeads"]
+        .as_object()
+        .unwrap()
+        .values()
+        .next()
+        .unwrap()["timestamp"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(new_heads[0].1.timestamp, expected);
 }
 
 fn samples() -> Vec<Message> {

@@ -9,6 +9,9 @@ use std::fmt;
 pub struct StorageId(String);
 
 impl StorageId {
+    /// The longest storage id accepted from the wire, in bytes (a UUID is 36).
+    pub const MAX_LEN: usize = 256;
+
     /// A new random storage id.
     ///
     /// # Panics

@@ -59,11 +59,9 @@ pub struct RepoConfig {
     pub event_capacity: usize,
     /// How the repo syncs with peers: its peer id (random by default), share policy
     /// (offer every open document, a device's policy), limits and timeouts. Its
-    /// `storage_id` is filled in from the storage.
+    /// `storage_id` is filled in from the storage; an in-memory repo has none, which tells
+    /// peers it keeps nothing (so they keep no sync state for it).
     pub sync: SyncConfig,
-    /// Tell peers this replica keeps nothing, so they keep no sync state for it (set by
-    /// [`Repo::in_memory`](crate::Repo::in_memory)). Default: false.
-    pub ephemeral: bool,
 }
 
 impl Default for RepoConfig {
@@ -73,7 +71,6 @@ impl Default for RepoConfig {
             compaction: CompactionPolicy::default(),
             event_capacity: 256,
             sync: SyncConfig::new(PeerId::random(), None),
-            ephemeral: false,
         }
     }
 }

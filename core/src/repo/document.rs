@@ -361,17 +361,21 @@ impl Document {
             heads: heads.clone(),
             change: Some(hash),
         };
+        // While peers are syncing, nothing is sent until this change is stored (and no sync
+        // state saved that claims it).
+        let counted = self.repo.sync.get().is_some();
+        if counted {
+            state.sync.write_started();
+        }
         let syncing = Arc::downgrade(self);
         self.submit_chunks(
             chunk,
             &heads,
             Box::new(move |result| {
-                // Peers hear of a local change once it is stored.
-                if result.is_ok()
-                    && let Some(document) = syncing.upgrade()
-                {
-                    document.sync_later(|sync, doc, cx, out| {
-                        sync.local_change_stored(cx, doc, out);
+                if counted && let Some(document) = syncing.upgrade() {
+                    let ok = result.is_ok();
+                    document.sync_later(move |sync, doc, cx, out| {
+                        sync.persisted(cx, doc, ok, out);
                         SyncOutcome::default()
                     });
                 }
@@ -579,11 +583,20 @@ impl Document {
             return;
         };
         let mut state = self.write();
-        let before = state.doc.get_heads();
+        if self.deleted.load(Ordering::Acquire) || self.book().gone {
+            driver.send(Command::Forget { document: self.id });
+            return;
+        }
+        let mut before = state.doc.get_heads();
         let cx = driver.config.context(Millis(now_millis().max(0) as u64));
         let mut out = Vec::new();
         let DocState { doc, sync } = &mut *state;
-        let outcome = work(sync, doc, &cx, &mut out);
+        let mut outcome = work(sync, doc, &cx, &mut out);
+        outcome.deadline = sync.next_deadline(&cx);
+        outcome.forgettable = sync.forgettable(doc);
+        if !outcome.gossip.is_empty() {
+            outcome.engaged = sync.engaged_peers();
+        }
         let mut forward = Vec::new();
         for effect in out {
             match effect {
@@ -616,6 +629,7 @@ impl Document {
                     } else {
                         Vec::new()
                     };
+                    before.clone_from(&heads);
                     self.emit(DocEvent::Changed(DocChange {
                         origin: ChangeOrigin::Remote { peer: from },
                         heads,
@@ -694,9 +708,9 @@ impl Document {
                 let (faults, gossip) =
                     sync.sync_state_loaded(cx, doc, &peer, state.as_deref(), out);
                 SyncOutcome {
-                    engaged: sync.engaged_peers(),
                     faults,
                     gossip,
+                    ..SyncOutcome::default()
                 }
             });
         });

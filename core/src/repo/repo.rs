@@ -11,7 +11,10 @@ use std::{
     time::Duration,
 };
 
-use automerge::{ActorId, Automerge, AutomergeError, transaction::Transaction};
+use automerge::{
+    ActorId, Automerge, AutomergeError,
+    transaction::{CommitOptions, Transaction},
+};
 use tokio_util::task::TaskTracker;
 
 use super::{
@@ -38,6 +41,23 @@ use crate::{
 #[derive(Debug, Clone)]
 pub struct Repo {
     shared: Arc<RepoShared>,
+    /// Dropped with the last clone of this `Repo` (documents hold `RepoShared` but not
+    /// this): stops the sync driver, which would otherwise keep the repo alive.
+    _lifetime: Arc<Lifetime>,
+}
+
+#[derive(Debug)]
+struct Lifetime(Weak<RepoShared>);
+
+impl Drop for Lifetime {
+    fn drop(&mut self) {
+        if let Some(shared) = self.0.upgrade()
+            && let Some(sync) = shared.sync.get()
+        {
+            let (done, _) = tokio::sync::oneshot::channel();
+            sync.send(Command::Shutdown { done });
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -161,26 +181,35 @@ impl Repo {
     /// Like [`in_memory`](Self::in_memory), with a configuration. Peers are told it keeps
     /// nothing (it is ephemeral), so they keep no sync state for it.
     pub fn in_memory_with(mut config: RepoConfig) -> Self {
-        config.ephemeral = true;
-        Self::with_storage(Arc::new(MemoryStorage::new()), config)
+        config.sync.storage_id = None;
+        Self::with_storage_as(Arc::new(MemoryStorage::new()), config)
     }
 
     /// A repo over any [`Storage`] backend.
+    ///
+    /// Peers are given the storage's id (`SyncConfig::storage_id`, unless set), so that they
+    /// keep sync state for this replica.
     pub fn with_storage(storage: Arc<dyn Storage>, mut config: RepoConfig) -> Self {
-        if config.sync.storage_id.is_none() && !config.ephemeral {
+        if config.sync.storage_id.is_none() {
             config.sync.storage_id = Some(storage.storage_id().clone());
         }
+        Self::with_storage_as(storage, config)
+    }
+
+    fn with_storage_as(storage: Arc<dyn Storage>, config: RepoConfig) -> Self {
+        let shared = Arc::new(RepoShared {
+            storage,
+            config,
+            loaded: Mutex::new(HashMap::new()),
+            deleted: Mutex::new(HashSet::new()),
+            background: TaskTracker::new(),
+            executor: Executor::per_core(),
+            closed: AtomicBool::new(false),
+            sync: OnceLock::new(),
+        });
         Self {
-            shared: Arc::new(RepoShared {
-                storage,
-                config,
-                loaded: Mutex::new(HashMap::new()),
-                deleted: Mutex::new(HashSet::new()),
-                background: TaskTracker::new(),
-                executor: Executor::per_core(),
-                closed: AtomicBool::new(false),
-                sync: OnceLock::new(),
-            }),
+            _lifetime: Arc::new(Lifetime(Arc::downgrade(&shared))),
+            shared,
         }
     }
 
@@ -207,6 +236,12 @@ impl Repo {
             .run(id, move || {
                 let mut doc = Automerge::new().with_actor(ActorId::random());
                 doc.transact(init).map_err(|failure| failure.error)?;
+                // Like automerge-repo's `create()`, a new document has a first change even
+                // when `init` wrote nothing: peers take a document without heads for one
+                // they do not have, and would answer `doc-unavailable`.
+                if doc.get_heads().is_empty() {
+                    doc.empty_commit(CommitOptions::default());
+                }
                 Ok::<_, Error>(doc)
             })
             .await??;
@@ -323,10 +358,18 @@ impl Repo {
     /// Must be called inside a tokio runtime (the sync driver starts on the first call).
     pub async fn connect(&self, transport: Transport, role: Role) -> Result<ConnectionId> {
         self.shared.ensure_open()?;
-        let sync = self
-            .shared
-            .sync
-            .get_or_init(|| SyncHandle::start(&self.shared, self.shared.config.sync.clone()));
+        let mut started = false;
+        let sync = self.shared.sync.get_or_init(|| {
+            started = true;
+            SyncHandle::start(&self.shared, self.shared.config.sync.clone())
+        });
+        if started {
+            // Documents opened while the driver was starting (the driver's own list may
+            // have missed them); opening twice is harmless.
+            for document in self.shared.open_documents() {
+                sync.send(Command::Opened(document));
+            }
+        }
         let (reply, connected) = tokio::sync::oneshot::channel();
         sync.send(Command::Connect {
             transport,
@@ -373,6 +416,9 @@ impl Repo {
             match &result {
                 Ok(()) => {
                     shared.loaded().remove(&id);
+                    if let Some(sync) = shared.sync.get() {
+                        sync.send(Command::Forget { document: id });
+                    }
                 }
                 // Deleted already (by a concurrent delete): the tombstone stays.
                 Err(StorageError::DocumentNotFound(_)) => {}

@@ -4,19 +4,26 @@
 
 use std::{collections::HashMap, fmt, sync::Arc, time::Duration};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
-use super::{document::Document, repo::RepoShared};
+use super::{
+    document::{Document, now_millis},
+    repo::RepoShared,
+};
 use crate::{
     DocumentId,
     sync::{
-        ConnectionId, Effect, Notification, SyncConfig,
+        ConnectionId, Effect, Millis, Notification, SyncConfig,
         doc_sync::Gossip,
+        engine::HANDSHAKE_TIMEOUT_MS,
         hub::{DocMessage, Hub, Routed},
         types::{PeerFault, SharedPeer},
     },
     wire::PeerMetadata,
 };
+
+/// How many messages may wait for a document being loaded.
+const MAX_LOADING_BACKLOG: usize = 1024;
 
 /// How often documents' timers (request timeouts, throttled saves, retries) are checked.
 const TICK: Duration = Duration::from_millis(500);
@@ -78,6 +85,10 @@ pub(crate) struct SyncOutcome {
     /// Heads to gossip, and the document's syncing peers to gossip them to.
     pub(crate) gossip: Gossip,
     pub(crate) engaged: Vec<ConnectionId>,
+    /// When the synchroniser next has timed work (filled in by `Document::sync_work`).
+    pub(crate) deadline: Option<Millis>,
+    /// The document is not here and nobody waits for it (filled in likewise).
+    pub(crate) forgettable: bool,
 }
 
 pub(crate) enum Command {
@@ -110,6 +121,10 @@ pub(crate) enum Command {
         document: DocumentId,
         reply: oneshot::Sender<Option<Arc<Document>>>,
     },
+    /// The document was deleted here: stop syncing it.
+    Forget {
+        document: DocumentId,
+    },
     Shutdown {
         done: oneshot::Sender<()>,
     },
@@ -134,6 +149,7 @@ impl SyncHandle {
     /// Starts the driver of `repo` on the current tokio runtime.
     pub(crate) fn start(repo: &Arc<RepoShared>, config: SyncConfig) -> Self {
         let (commands, inbox) = mpsc::unbounded_channel();
+        let (stop, stopping) = watch::channel(false);
         let metadata = PeerMetadata {
             storage_id: config.storage_id.clone(),
             is_ephemeral: config.storage_id.is_none(),
@@ -146,6 +162,10 @@ impl SyncHandle {
             waiting: HashMap::new(),
             next_connection: 0,
             commands: commands.clone(),
+            deferred: Vec::new(),
+            deadlines: HashMap::new(),
+            stop,
+            stopping,
         };
         let runtime = tokio::runtime::Handle::current();
         runtime.spawn(driver.run(inbox));
@@ -186,6 +206,18 @@ struct Driver {
     waiting: HashMap<DocumentId, Vec<oneshot::Sender<Option<Arc<Document>>>>>,
     next_connection: u64,
     commands: mpsc::UnboundedSender<Command>,
+    /// `find`s that wait for connections still in their handshake.
+    deferred: Vec<(DocumentId, oneshot::Sender<Option<Arc<Document>>>)>,
+    /// When each document's synchroniser next has timed work.
+    deadlines: HashMap<DocumentId, Millis>,
+    /// Tells connection readers to stop.
+    stop: watch::Sender<bool>,
+    stopping: watch::Receiver<bool>,
+}
+
+/// The time for the engine.
+fn now() -> Millis {
+    Millis(u64::try_from(now_millis()).unwrap_or(0))
 }
 
 impl Driver {
@@ -199,8 +231,10 @@ impl Driver {
             tokio::select! {
                 command = inbox.recv() => match command {
                     Some(Command::Shutdown { done }) => {
+                        let _ = self.stop.send(true);
                         self.connections.clear();
                         self.docs.clear();
+                        self.waiting.clear();
                         let _ = done.send(());
                         return;
                     }
@@ -223,16 +257,25 @@ impl Driver {
                 self.next_connection += 1;
                 let connection = ConnectionId(self.next_connection);
                 self.connections.insert(connection, transport.outgoing);
-                self.hub.connected(connection, role == Role::Dial, &mut out);
+                self.hub
+                    .connected(connection, role == Role::Dial, now(), &mut out);
                 let commands = self.commands.clone();
                 let mut incoming = transport.incoming;
-                self.repo.spawn_background(async move {
-                    while let Some(bytes) = incoming.recv().await {
-                        if commands
-                            .send(Command::Received { connection, bytes })
-                            .is_err()
-                        {
-                            return;
+                let mut stopping = self.stopping.clone();
+                // Not tracked by the repo's background work: a peer that never closes its
+                // side must not hold up `Repo::close`, which stops this reader instead.
+                tokio::spawn(async move {
+                    loop {
+                        tokio::select! {
+                            frame = incoming.recv() => match frame {
+                                Some(bytes) => {
+                                    if commands.send(Command::Received { connection, bytes }).is_err() {
+                                        return;
+                                    }
+                                }
+                                None => break,
+                            },
+                            _ = stopping.changed() => return,
                         }
                     }
                     let _ = commands.send(Command::Closed { connection });
@@ -254,6 +297,16 @@ impl Driver {
                 outcome,
             } => {
                 out.extend(effects);
+                match outcome.deadline {
+                    Some(at) => self.deadlines.insert(document, at),
+                    None => self.deadlines.remove(&document),
+                };
+                // A document nobody has and nobody waits for any more is let go, so that
+                // requests for random ids cannot fill a relay's memory.
+                if outcome.forgettable && !self.waiting.contains_key(&document) {
+                    self.docs.remove(&document);
+                    self.deadlines.remove(&document);
+                }
                 for (storage, heads, timestamp) in outcome.gossip {
                     self.hub.gossip(
                         document,
@@ -271,10 +324,26 @@ impl Driver {
             }
             Command::Opened(document) => self.opened(document),
             Command::Loaded { document, loaded } => self.loaded(document, loaded, &mut out),
-            Command::Want { document, reply } => self.want(document, reply),
+            Command::Want { document, reply } => {
+                if self.hub.handshaking() {
+                    // A peer still introducing itself may have it.
+                    self.deferred.push((document, reply));
+                } else {
+                    self.want(document, reply);
+                }
+            }
+            Command::Forget { document } => {
+                self.docs.remove(&document);
+                self.deadlines.remove(&document);
+            }
             Command::Shutdown { .. } => {}
         }
         self.carry_out(out);
+        if !self.deferred.is_empty() && !self.hub.handshaking() {
+            for (document, reply) in std::mem::take(&mut self.deferred) {
+                self.want(document, reply);
+            }
+        }
     }
 
     /// Sends, closes and notifies.
@@ -344,7 +413,13 @@ impl Driver {
                 message,
             } => match self.docs.get_mut(&document) {
                 Some(Entry::Ready(doc)) => deliver(doc, peer.connection, message),
-                Some(Entry::Loading(waiting)) => waiting.push((peer, message)),
+                Some(Entry::Loading(waiting)) => {
+                    if waiting.len() < MAX_LOADING_BACKLOG {
+                        waiting.push((peer, message));
+                    } else {
+                        tracing::warn!(%document, "too many messages for a loading document; dropped");
+                    }
+                }
                 // Only sync traffic loads a document.
                 None if matches!(message, DocMessage::Sync { .. }) => {
                     self.docs
@@ -435,8 +510,23 @@ impl Driver {
     }
 
     fn tick(&mut self) {
-        for entry in self.docs.values() {
-            if let Entry::Ready(doc) = entry {
+        let now = now();
+        let mut out = Vec::new();
+        self.hub
+            .expire_handshakes(now, HANDSHAKE_TIMEOUT_MS, &mut out);
+        self.hub
+            .expire_gossip(Millis(now.0.saturating_sub(86_400_000)));
+        self.carry_out(out);
+        // Only documents with timed work due are woken.
+        let due: Vec<DocumentId> = self
+            .deadlines
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(document, _)| *document)
+            .collect();
+        for document in due {
+            self.deadlines.remove(&document);
+            if let Some(Entry::Ready(doc)) = self.docs.get(&document) {
                 doc.sync_later(|sync, doc, cx, out| {
                     sync.tick(cx, doc, out);
                     SyncOutcome::default()
@@ -465,13 +555,8 @@ fn deliver(doc: &Arc<Document>, connection: ConnectionId, message: DocMessage) {
     doc.sync_later(move |sync, doc, cx, out| {
         match sync.receive(cx, doc, connection, message, out) {
             Ok(gossip) => SyncOutcome {
-                engaged: if gossip.is_empty() {
-                    Vec::new()
-                } else {
-                    sync.engaged_peers()
-                },
                 gossip,
-                faults: Vec::new(),
+                ..SyncOutcome::default()
             },
             Err(fault) => SyncOutcome {
                 faults: vec![(connection, fault)],

@@ -33,6 +33,13 @@ pub(crate) struct Context<'a> {
 /// Heads a peer with storage reported, for heads gossip: (storage, heads, timestamp).
 pub(crate) type Gossip = Vec<(StorageId, Vec<ChangeHash>, u64)>;
 
+/// How many messages of a peer may wait for its sync state to load.
+const MAX_WAITING: usize = 256;
+
+/// How far in the future a gossiped timestamp may be (a later one is taken as now plus
+/// this), so that a peer cannot silence later gossip with a huge timestamp.
+const MAX_CLOCK_SKEW_MS: u64 = 60_000;
+
 /// How long a failed write waits before it is retried.
 const WRITE_RETRY_MS: u64 = 1000;
 
@@ -51,6 +58,9 @@ enum Status {
 struct DocPeer {
     info: SharedPeer,
     sync: sync::State,
+    /// The peer has a persistent storage whose saved sync state we have not asked for yet:
+    /// it is loaded when we first sync with the peer (not for every document a relay holds).
+    state_pending: bool,
     /// The saved sync state is being loaded; the peer's messages wait for it.
     loading_state: bool,
     waiting: Vec<DocMessage>,
@@ -91,7 +101,6 @@ pub(crate) struct DocSync {
     /// The app opened the document and waits for it.
     app_wants: bool,
     app_told_unavailable: bool,
-    ephemeral_count: u64,
 }
 
 impl DocSync {
@@ -105,7 +114,6 @@ impl DocSync {
             retry_at: None,
             app_wants: false,
             app_told_unavailable: false,
-            ephemeral_count: 0,
         }
     }
 
@@ -163,12 +171,15 @@ impl DocSync {
         let announce = access && cx.policy.announce(&peer, self.id);
         let storage = peer.persistent_storage().cloned();
         let connection = peer.connection;
+        // Only a peer we offer the document to needs its state now; others ask first.
+        let load_now = storage.is_some() && announce;
         self.peers.insert(
             connection,
             DocPeer {
                 info: peer,
                 sync: sync::State::new(),
-                loading_state: storage.is_some(),
+                state_pending: storage.is_some() && !announce,
+                loading_state: load_now,
                 waiting: Vec::new(),
                 announce,
                 access,
@@ -180,11 +191,11 @@ impl DocSync {
             },
         );
         match storage {
-            Some(peer) => out.push(Effect::Storage(StorageTask::LoadSyncState {
+            Some(peer) if load_now => out.push(Effect::Storage(StorageTask::LoadSyncState {
                 document: self.id,
                 peer,
             })),
-            None => self.flush(cx, doc, out),
+            _ => self.flush(cx, doc, out),
         }
     }
 
@@ -259,7 +270,23 @@ impl DocSync {
         let Some(peer) = self.peers.get_mut(&connection) else {
             return Ok(Vec::new());
         };
+        if peer.state_pending
+            && let Some(storage) = peer.info.persistent_storage()
+        {
+            peer.state_pending = false;
+            peer.loading_state = true;
+            out.push(Effect::Storage(StorageTask::LoadSyncState {
+                document: self.id,
+                peer: storage.clone(),
+            }));
+        }
         if peer.loading_state {
+            if peer.waiting.len() >= MAX_WAITING {
+                return Err(PeerFault(format!(
+                    "more than {MAX_WAITING} messages for {} before its sync state loaded",
+                    self.id
+                )));
+            }
             peer.waiting.push(message);
             return Ok(Vec::new());
         }
@@ -316,9 +343,10 @@ impl DocSync {
                         document: self.id,
                         storage: storage.clone(),
                         heads: remote.heads.clone(),
-                        timestamp: remote.timestamp,
+                        timestamp: remote.timestamp.min(cx.now.plus(MAX_CLOCK_SKEW_MS).0),
                     }));
-                    gossip.push((storage, remote.heads, remote.timestamp));
+                    let timestamp = remote.timestamp.min(cx.now.plus(MAX_CLOCK_SKEW_MS).0);
+                    gossip.push((storage, remote.heads, timestamp));
                 }
                 Ok(gossip)
             }
@@ -366,16 +394,18 @@ impl DocSync {
         let received = catch_unwind(AssertUnwindSafe(|| {
             doc.receive_sync_message(&mut peer.sync, message)
         }));
-        match received {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => {
-                return Err(PeerFault(format!("sync message for {id} refused: {error}")));
+        let refused = match received {
+            Ok(Ok(())) => None,
+            Ok(Err(error)) => Some(format!("sync message for {id} refused: {error}")),
+            Err(_) => Some(format!("sync message for {id} crashed automerge")),
+        };
+        if let Some(reason) = refused {
+            // Changes automerge applied before it gave up are in the document: store them
+            // like any other, so memory and storage do not drift apart.
+            if doc.get_heads() != before {
+                self.store_new_changes(doc, &before, out);
             }
-            Err(_) => {
-                return Err(PeerFault(format!(
-                    "sync message for {id} crashed automerge"
-                )));
-            }
+            return Err(PeerFault(reason));
         }
         let gossip = match peer.info.persistent_storage() {
             Some(storage) => vec![(storage.clone(), their_heads, cx.now.0)],
@@ -417,21 +447,39 @@ impl DocSync {
         Ok(())
     }
 
-    /// A change made outside the synchroniser (by the repo, which stores it itself) is
-    /// stored: peers hear of it.
-    pub(crate) fn local_change_stored(
-        &mut self,
-        cx: &Context<'_>,
-        doc: &Automerge,
-        out: &mut Vec<Effect>,
-    ) {
+    /// A change made outside the synchroniser (by the repo, which stores it itself) is being
+    /// written: until [`persisted`](Self::persisted) reports it, nothing is sent and no sync
+    /// state saved, as for the synchroniser's own writes.
+    pub(crate) fn write_started(&mut self) {
         self.exists = true;
-        self.flush(cx, doc, out);
+        self.writes_in_flight += 1;
+    }
+
+    /// Whether the document is not here, it was answered as unavailable, and nothing is
+    /// being asked or answered about it any more: its driver may let it go.
+    pub(crate) fn forgettable(&self, doc: &Automerge) -> bool {
+        let answered = self.app_told_unavailable || self.peers.values().any(|p| p.told_unavailable);
+        answered
+            && !self.has_data(doc)
+            && self.writes_in_flight == 0
+            && (!self.app_wants || self.app_told_unavailable)
+            && self.peers.values().all(|peer| {
+                !matches!(peer.status, Status::Asked { .. })
+                    && (!peer.wants || peer.told_unavailable)
+                    && !peer.loading_state
+            })
     }
 
     /// Sends an ephemeral payload to the document's peers.
-    pub(crate) fn broadcast(&mut self, cx: &Context<'_>, data: &[u8], out: &mut Vec<Effect>) {
-        self.ephemeral_count += 1;
+    /// `count` numbers the message within this replica's session: one counter for all
+    /// documents, since JS peers drop a count they have seen from the session.
+    pub(crate) fn broadcast(
+        &self,
+        cx: &Context<'_>,
+        count: u64,
+        data: &[u8],
+        out: &mut Vec<Effect>,
+    ) {
         for (connection, peer) in &self.peers {
             if peer.engaged() {
                 send(
@@ -442,7 +490,7 @@ impl DocSync {
                         target: peer.info.peer_id.clone(),
                         document: self.id,
                         session: cx.session.to_owned(),
-                        count: self.ephemeral_count,
+                        count,
                         data: data.to_vec(),
                     },
                 );
@@ -552,6 +600,7 @@ impl DocSync {
         let id = self.id;
         let mut peers = std::mem::take(&mut self.peers);
         for (connection, peer) in &mut peers {
+            self.save_state(cx, peer, false, out);
             if !peer.engaged()
                 // Nothing to offer one who has nothing: it hears `doc-unavailable` instead.
                 || (!has_data && (peer.wants || peer.status == Status::Unavailable))
@@ -590,7 +639,6 @@ impl DocSync {
                     },
                 );
             }
-            self.save_state(cx, peer, false, out);
         }
         self.peers = peers;
     }

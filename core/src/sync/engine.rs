@@ -19,6 +19,9 @@ use crate::{
     wire::{Limits, PeerMetadata},
 };
 
+/// How long a connection may take to finish its handshake.
+pub(crate) const HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
+
 /// How a replica takes part in the protocol.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -47,7 +50,8 @@ pub struct SyncConfig {
 }
 
 impl SyncConfig {
-    /// A configuration with the defaults; `storage_id` as [`storage_id`](Self::storage_id).
+    /// A configuration with the defaults, for a replica that announces `peer_id` and,
+    /// if it keeps its documents, `storage_id`.
     pub fn new(peer_id: PeerId, storage_id: Option<StorageId>) -> Self {
         Self {
             peer_id,
@@ -118,6 +122,8 @@ pub struct Engine {
     now: Millis,
     /// splitmix64 state for actor ids.
     actor_state: u64,
+    /// Ephemeral messages broadcast in this session.
+    ephemeral_count: u64,
 }
 
 impl std::fmt::Debug for Engine {
@@ -139,6 +145,7 @@ impl Engine {
         Self {
             hub: Hub::new(config.peer_id.clone(), metadata, config.limits),
             actor_state: config.seed,
+            ephemeral_count: 0,
             config,
             docs: BTreeMap::new(),
             now: Millis(0),
@@ -194,7 +201,7 @@ impl Engine {
         let mut out = Vec::new();
         match input {
             Input::Connected { connection, dialed } => {
-                self.hub.connected(connection, dialed, &mut out)
+                self.hub.connected(connection, dialed, self.now, &mut out)
             }
             Input::Received { connection, bytes } => {
                 let routed = self.hub.receive(connection, &bytes, &mut out);
@@ -215,8 +222,11 @@ impl Engine {
             }
             Input::Broadcast { document, data } => {
                 let cx = context(&self.config, self.now);
-                if let Some(Slot::Ready(loaded)) = self.docs.get_mut(&document) {
-                    loaded.sync.broadcast(&cx, &data, &mut out);
+                if let Some(Slot::Ready(loaded)) = self.docs.get(&document) {
+                    self.ephemeral_count += 1;
+                    loaded
+                        .sync
+                        .broadcast(&cx, self.ephemeral_count, &data, &mut out);
                 }
             }
             Input::Storage(result) => self.storage_result(result, &mut out),
@@ -227,6 +237,8 @@ impl Engine {
                         loaded.sync.tick(&cx, &loaded.doc, &mut out);
                     }
                 }
+                self.hub
+                    .expire_handshakes(self.now, HANDSHAKE_TIMEOUT_MS, &mut out);
                 // Gossip older than a day is of no use for ordering.
                 self.hub
                     .expire_gossip(Millis(self.now.0.saturating_sub(86_400_000)));

@@ -13,6 +13,9 @@ use crate::{
     wire::{self, Limits, Message, PROTOCOL_V1, PeerMetadata, RemoteHeads},
 };
 
+/// How many storage ids one connection may subscribe to.
+const MAX_SUBSCRIPTIONS: usize = 1024;
+
 /// How many ephemeral messages are remembered to drop duplicates (as automerge-repo).
 const EPHEMERAL_MEMORY: usize = 1000;
 
@@ -48,10 +51,10 @@ pub(crate) enum Routed {
 }
 
 enum Connection {
-    /// We accepted it and wait for the peer's `join`.
-    AwaitingJoin,
-    /// We dialled, sent `join`, and wait for `peer`.
-    AwaitingPeer,
+    /// We accepted it at `since` and wait for the peer's `join`.
+    AwaitingJoin { since: Millis },
+    /// We dialled at `since`, sent `join`, and wait for `peer`.
+    AwaitingPeer { since: Millis },
     Established {
         peer: SharedPeer,
         /// Storage ids whose heads the peer wants to hear about.
@@ -99,6 +102,7 @@ impl Hub {
         &mut self,
         connection: ConnectionId,
         dialed: bool,
+        now: Millis,
         out: &mut Vec<Effect>,
     ) {
         if dialed {
@@ -112,10 +116,46 @@ impl Hub {
                 },
             );
             self.connections
-                .insert(connection, Connection::AwaitingPeer);
+                .insert(connection, Connection::AwaitingPeer { since: now });
         } else {
             self.connections
-                .insert(connection, Connection::AwaitingJoin);
+                .insert(connection, Connection::AwaitingJoin { since: now });
+        }
+    }
+
+    /// Whether some connection has not finished its handshake: a document nobody else has
+    /// may still be on its way.
+    pub(crate) fn handshaking(&self) -> bool {
+        self.connections
+            .values()
+            .any(|c| !matches!(c, Connection::Established { .. }))
+    }
+
+    /// Ends connections whose handshake has not finished within `timeout_ms`.
+    pub(crate) fn expire_handshakes(
+        &mut self,
+        now: Millis,
+        timeout_ms: u64,
+        out: &mut Vec<Effect>,
+    ) {
+        let stale: Vec<ConnectionId> = self
+            .connections
+            .iter()
+            .filter_map(|(connection, state)| match state {
+                Connection::AwaitingJoin { since } | Connection::AwaitingPeer { since }
+                    if since.plus(timeout_ms) <= now =>
+                {
+                    Some(*connection)
+                }
+                _ => None,
+            })
+            .collect();
+        for connection in stale {
+            let _ = self.fail(
+                connection,
+                PeerFault("no handshake in time".to_owned()),
+                out,
+            );
         }
     }
 
@@ -211,7 +251,7 @@ impl Hub {
                     supported_versions,
                 },
                 None,
-            ) if matches!(state, Connection::AwaitingJoin) => {
+            ) if matches!(state, Connection::AwaitingJoin { .. }) => {
                 // No list means version 1, as the JS server reads it.
                 let speaks_v1 = supported_versions
                     .as_ref()
@@ -242,7 +282,7 @@ impl Hub {
                     ..
                 },
                 None,
-            ) if matches!(state, Connection::AwaitingPeer) => {
+            ) if matches!(state, Connection::AwaitingPeer { .. }) => {
                 if selected_version != PROTOCOL_V1 {
                     return Err(PeerFault(format!(
                         "unsupported protocol version {selected_version:?} selected; this peer speaks {PROTOCOL_V1:?}"
@@ -352,10 +392,12 @@ impl Hub {
                 if let Some(Connection::Established { subscriptions, .. }) =
                     self.connections.get_mut(&connection)
                 {
-                    subscriptions.extend(add);
                     for storage in &remove {
                         subscriptions.remove(storage);
                     }
+                    // Bounded: a peer cannot grow our memory without limit.
+                    let room = MAX_SUBSCRIPTIONS.saturating_sub(subscriptions.len());
+                    subscriptions.extend(add.into_iter().take(room));
                 }
                 return Routed::Nothing;
             }

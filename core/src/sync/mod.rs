@@ -19,7 +19,7 @@
 //! simulation drives.
 
 pub(crate) mod doc_sync;
-mod engine;
+pub(crate) mod engine;
 pub(crate) mod hub;
 mod policy;
 pub(crate) mod types;

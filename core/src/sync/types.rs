@@ -208,7 +208,8 @@ pub enum StorageResult {
     Appended {
         /// The document.
         document: DocumentId,
-        /// Whether it was committed. A failed append is retried at the next tick.
+        /// Whether it was committed. After a failure the engine sends nothing for the
+        /// document until a retry (the whole document, a second later) is stored.
         ok: bool,
     },
     /// A saved sync state, or `None` if there is none.

@@ -397,7 +397,7 @@ impl<'b> Reader<'b> {
                 continue;
             }
             match key {
-                "storageId" => metadata.storage_id = Some(StorageId::new(self.text("storageId")?)),
+                "storageId" => metadata.storage_id = Some(self.storage_id("storageId")?),
                 "isEphemeral" => metadata.is_ephemeral = self.boolean("isEphemeral")?,
                 _ => self.skip(3)?,
             }
@@ -415,11 +415,25 @@ impl<'b> Reader<'b> {
     }
 
     fn storage_ids(&mut self, field: &'static str) -> Result<Vec<StorageId>, DecodeError> {
-        Ok(self
-            .text_array(field)?
-            .into_iter()
-            .map(StorageId::new)
-            .collect())
+        let len = self.array_len(field, 2)?;
+        let mut ids = Vec::with_capacity(len);
+        for _ in 0..len {
+            ids.push(self.storage_id(field)?);
+        }
+        Ok(ids)
+    }
+
+    /// A storage id: any text (peers choose their own), bounded like a peer id because it
+    /// becomes a key of stored sync states.
+    fn storage_id(&mut self, field: &'static str) -> Result<StorageId, DecodeError> {
+        let text = self.text(field)?;
+        if text.len() > StorageId::MAX_LEN {
+            return Err(DecodeError::InvalidField {
+                field,
+                reason: format!("longer than {} bytes", StorageId::MAX_LEN),
+            });
+        }
+        Ok(StorageId::new(text))
     }
 
     /// `{storageId: {heads: [bs58check hash], timestamp}}`.
@@ -427,7 +441,7 @@ impl<'b> Reader<'b> {
         let len = self.map_len("newHeads", 2)?;
         let mut all = Vec::with_capacity(len);
         for _ in 0..len {
-            let storage = StorageId::new(self.text("newHeads")?);
+            let storage = self.storage_id("newHeads")?;
             let entry_len = self.map_len("newHeads", 3)?;
             let (mut heads, mut timestamp) = (None, None);
             for _ in 0..entry_len {
