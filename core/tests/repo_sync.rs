@@ -309,3 +309,30 @@ async fn a_relay_restarted_from_its_sqlite_file_resyncs_with_its_devices() {
         repo.close().await.unwrap();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ephemeral_payloads_reach_the_other_devices_subscribers() {
+    let relay = Repo::in_memory_with(relay_config());
+    let (alice, bob) = (Repo::in_memory(), Repo::in_memory());
+    join(&alice, &relay).await;
+    join(&bob, &relay).await;
+    let doc = alice.create().await.unwrap();
+    eventually("the relay has it", || async {
+        relay.find(doc.id()).await.is_ok()
+    })
+    .await;
+    let on_bob = bob.find(doc.id()).await.unwrap();
+    let mut events = on_bob.subscribe();
+    // Twice: the second (a higher count in alice's session) must not be taken for a repeat.
+    for payload in [vec![0xa1, 0x61, 0x78, 0x01], vec![0xa1, 0x61, 0x78, 0x02]] {
+        doc.broadcast(payload.clone());
+        let event = tokio::time::timeout(Duration::from_secs(20), events.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        let DocEvent::Ephemeral { from, data } = event else {
+            panic!("{event:?}")
+        };
+        assert_eq!((&from, data), (alice.peer_id(), payload));
+    }
+}

@@ -53,6 +53,15 @@ pub enum DocEvent {
     },
     /// The document was deleted; no more events follow.
     Deleted,
+    /// A peer broadcast an ephemeral payload about the document (presence, cursors): not
+    /// part of the document, never stored. See
+    /// [`DocHandle::broadcast`](crate::DocHandle::broadcast).
+    Ephemeral {
+        /// The peer that broadcast it (relays pass it on with the sender's id).
+        from: PeerId,
+        /// The payload as sent (automerge-repo apps send CBOR).
+        data: Vec<u8>,
+    },
 }
 
 /// A stream of a document's events, from [`DocHandle::subscribe`](crate::DocHandle::subscribe).

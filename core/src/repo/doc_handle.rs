@@ -10,7 +10,10 @@ use automerge::{Automerge, AutomergeError, ChangeHash, transaction::Transaction}
 
 use tokio::sync::oneshot;
 
-use super::{doc_event::DocSubscription, document::Document, historic_view::HistoricView};
+use super::{
+    doc_event::DocSubscription, document::Document, historic_view::HistoricView,
+    sync_driver::Command,
+};
 use crate::{AutomergeUrl, DocumentId, Error, Result};
 
 /// A local change that is committed to storage.
@@ -129,6 +132,19 @@ impl DocHandle {
                 document.spawn_claimed_compaction();
             }
             Ok(committed)
+        }
+    }
+
+    /// Sends an ephemeral payload (presence, a cursor) to the document's peers, which
+    /// pass it on to theirs; they see it as [`DocEvent::Ephemeral`](crate::DocEvent). It is
+    /// not part of the document and is never stored; with no peer connected it goes nowhere.
+    /// automerge-repo apps expect the payload to be CBOR.
+    pub fn broadcast(&self, data: Vec<u8>) {
+        if let Some(sync) = self.document.repo.sync.get() {
+            sync.send(Command::Broadcast {
+                document: self.document.clone(),
+                data,
+            });
         }
     }
 

@@ -622,6 +622,9 @@ impl Document {
                 Effect::Storage(StorageTask::LoadSyncState { peer, .. }) => {
                     self.load_sync_state(&driver.runtime, peer);
                 }
+                Effect::Notify(Notification::Ephemeral { from, data, .. }) => {
+                    self.emit(DocEvent::Ephemeral { from, data });
+                }
                 Effect::Notify(Notification::RemoteChange { from, heads, .. }) => {
                     *self.heads.lock().unwrap_or_else(PoisonError::into_inner) = heads.clone();
                     let patches = if self.events.receiver_count() > 0 {

@@ -121,6 +121,11 @@ pub(crate) enum Command {
         document: DocumentId,
         reply: oneshot::Sender<Option<Arc<Document>>>,
     },
+    /// The app broadcasts an ephemeral payload.
+    Broadcast {
+        document: Arc<Document>,
+        data: Vec<u8>,
+    },
     /// The document was deleted here: stop syncing it.
     Forget {
         document: DocumentId,
@@ -164,6 +169,7 @@ impl SyncHandle {
             commands: commands.clone(),
             deferred: Vec::new(),
             deadlines: HashMap::new(),
+            ephemeral_count: 0,
             stop,
             stopping,
         };
@@ -210,6 +216,8 @@ struct Driver {
     deferred: Vec<(DocumentId, oneshot::Sender<Option<Arc<Document>>>)>,
     /// When each document's synchroniser next has timed work.
     deadlines: HashMap<DocumentId, Millis>,
+    /// Ephemeral messages broadcast in this session (numbered across documents).
+    ephemeral_count: u64,
     /// Tells connection readers to stop.
     stop: watch::Sender<bool>,
     stopping: watch::Receiver<bool>,
@@ -331,6 +339,14 @@ impl Driver {
                 } else {
                     self.want(document, reply);
                 }
+            }
+            Command::Broadcast { document, data } => {
+                self.ephemeral_count += 1;
+                let count = self.ephemeral_count;
+                document.sync_later(move |sync, _, cx, out| {
+                    sync.broadcast(cx, count, &data, out);
+                    SyncOutcome::default()
+                });
             }
             Command::Forget { document } => {
                 self.docs.remove(&document);
