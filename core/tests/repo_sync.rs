@@ -234,10 +234,13 @@ async fn a_peer_sending_garbage_is_cut_off_and_the_others_carry_on() {
         .unwrap();
     to_relay.send(vec![0xff, 0x00, 0x13]).unwrap();
     let mut replies = Vec::new();
-    while let Ok(Some(frame)) =
-        tokio::time::timeout(Duration::from_secs(20), from_relay.recv()).await
-    {
-        replies.push(wire::decode(&frame).unwrap().unwrap());
+    // The relay ends her stream once it has sent its error: `None`, not a timeout.
+    loop {
+        match tokio::time::timeout(Duration::from_secs(20), from_relay.recv()).await {
+            Ok(Some(frame)) => replies.push(wire::decode(&frame).unwrap().unwrap()),
+            Ok(None) => break,
+            Err(_) => panic!("the relay did not close mallory's connection: {replies:?}"),
+        }
     }
     assert!(
         matches!(replies.first(), Some(Message::Peer { .. })),
@@ -414,7 +417,11 @@ async fn repos_on_sqlite_converge_through_disconnects_and_restarts() {
             }
         }
     }
-    assert!(acknowledged.len() >= 20, "only {} edits (seed {seed})", acknowledged.len());
+    assert!(
+        acknowledged.len() >= 20,
+        "only {} edits (seed {seed})",
+        acknowledged.len()
+    );
     // Everyone reconnected (a restart above already did; join again to be sure each device
     // has a live connection to the current relay).
     for repo in &devices {

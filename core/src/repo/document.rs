@@ -583,8 +583,13 @@ impl Document {
             return;
         };
         let mut state = self.write();
-        if self.deleted.load(Ordering::Acquire) || self.book().gone {
-            driver.send(Command::Forget { document: self.id });
+        // Storage said the document is gone (deleted): for good, so nothing is owed to it.
+        // (A delete in progress may still fail: until then its sync work runs as usual.)
+        if self.book().gone {
+            driver.send(Command::Forget {
+                document: self.id,
+                instance: Some(self.clone()),
+            });
             return;
         }
         let mut before = state.doc.get_heads();
@@ -594,9 +599,7 @@ impl Document {
         let mut outcome = work(sync, doc, &cx, &mut out);
         outcome.deadline = sync.next_deadline(&cx);
         outcome.forgettable = sync.forgettable(doc);
-        if !outcome.gossip.is_empty() {
-            outcome.engaged = sync.engaged_peers();
-        }
+        outcome.engaged = sync.engaged_peers();
         let mut forward = Vec::new();
         for effect in out {
             match effect {
@@ -622,9 +625,6 @@ impl Document {
                 Effect::Storage(StorageTask::LoadSyncState { peer, .. }) => {
                     self.load_sync_state(&driver.runtime, peer);
                 }
-                Effect::Notify(Notification::Ephemeral { from, data, .. }) => {
-                    self.emit(DocEvent::Ephemeral { from, data });
-                }
                 Effect::Notify(Notification::RemoteChange { from, heads, .. }) => {
                     *self.heads.lock().unwrap_or_else(PoisonError::into_inner) = heads.clone();
                     let patches = if self.events.receiver_count() > 0 {
@@ -644,7 +644,7 @@ impl Document {
         }
         drop(state);
         driver.send(Command::FromDocument {
-            document: self.id,
+            instance: self.clone(),
             effects: forward,
             outcome,
         });

@@ -417,7 +417,10 @@ impl Repo {
                 Ok(()) => {
                     shared.loaded().remove(&id);
                     if let Some(sync) = shared.sync.get() {
-                        sync.send(Command::Forget { document: id });
+                        sync.send(Command::Forget {
+                            document: id,
+                            instance: None,
+                        });
                     }
                 }
                 // Deleted already (by a concurrent delete): the tombstone stays.

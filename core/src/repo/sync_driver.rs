@@ -7,20 +7,25 @@ use std::{collections::HashMap, fmt, sync::Arc, time::Duration};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::{
+    doc_event::DocEvent,
     document::{Document, now_millis},
     repo::RepoShared,
 };
 use crate::{
-    DocumentId,
+    DocumentId, PeerId,
     sync::{
         ConnectionId, Effect, Millis, Notification, SyncConfig,
         doc_sync::Gossip,
         engine::HANDSHAKE_TIMEOUT_MS,
-        hub::{DocMessage, Hub, Routed},
+        hub::{DocMessage, Hub, Routed, send},
         types::{PeerFault, SharedPeer},
     },
-    wire::PeerMetadata,
+    wire::{Message, PeerMetadata},
 };
+
+/// How long a `find` waits for connections in their handshake before asking the peers
+/// already there.
+const HANDSHAKE_WAIT_MS: u64 = 2_000;
 
 /// How many messages may wait for a document being loaded.
 const MAX_LOADING_BACKLOG: usize = 1024;
@@ -104,8 +109,10 @@ pub(crate) enum Command {
     Closed {
         connection: ConnectionId,
     },
+    /// What sync work on a document produced (`instance` tells a document let go and
+    /// loaded again apart from the one the work ran on).
     FromDocument {
-        document: DocumentId,
+        instance: Arc<Document>,
         effects: Vec<Effect>,
         outcome: SyncOutcome,
     },
@@ -126,9 +133,10 @@ pub(crate) enum Command {
         document: Arc<Document>,
         data: Vec<u8>,
     },
-    /// The document was deleted here: stop syncing it.
+    /// The document was deleted here: stop syncing it (that instance, if given).
     Forget {
         document: DocumentId,
+        instance: Option<Arc<Document>>,
     },
     Shutdown {
         done: oneshot::Sender<()>,
@@ -152,7 +160,10 @@ impl fmt::Debug for SyncHandle {
 
 impl SyncHandle {
     /// Starts the driver of `repo` on the current tokio runtime.
-    pub(crate) fn start(repo: &Arc<RepoShared>, config: SyncConfig) -> Self {
+    pub(crate) fn start(repo: &Arc<RepoShared>, mut config: SyncConfig) -> Self {
+        // A fresh session for each run: peers drop ephemeral counts they have seen from a
+        // session, and a reopened repo starts counting again.
+        config.session_id = PeerId::random().to_string();
         let (commands, inbox) = mpsc::unbounded_channel();
         let (stop, stopping) = watch::channel(false);
         let metadata = PeerMetadata {
@@ -169,6 +180,8 @@ impl SyncHandle {
             commands: commands.clone(),
             deferred: Vec::new(),
             deadlines: HashMap::new(),
+            engaged: HashMap::new(),
+            config: config.clone(),
             ephemeral_count: 0,
             stop,
             stopping,
@@ -195,6 +208,10 @@ impl SyncHandle {
     }
 }
 
+/// Where a `find` waiting for peers hears the outcome: the document, or `None` if nobody
+/// has it.
+type FindReply = oneshot::Sender<Option<Arc<Document>>>;
+
 enum Entry {
     /// Being loaded because a peer sent something about it; its messages wait.
     Loading(Vec<(SharedPeer, DocMessage)>),
@@ -209,11 +226,16 @@ struct Driver {
     docs: HashMap<DocumentId, Entry>,
     connections: HashMap<ConnectionId, mpsc::UnboundedSender<Vec<u8>>>,
     /// App `find`s waiting for peers to answer.
-    waiting: HashMap<DocumentId, Vec<oneshot::Sender<Option<Arc<Document>>>>>,
+    waiting: HashMap<DocumentId, Vec<FindReply>>,
     next_connection: u64,
     commands: mpsc::UnboundedSender<Command>,
-    /// `find`s that wait for connections still in their handshake.
-    deferred: Vec<(DocumentId, oneshot::Sender<Option<Arc<Document>>>)>,
+    /// `find`s that wait (since when) for connections still in their handshake.
+    deferred: Vec<(DocumentId, FindReply, Millis)>,
+    /// The connections syncing each document, as its last sync work reported them:
+    /// ephemeral messages go to them, in the order they arrive here.
+    engaged: HashMap<DocumentId, Vec<ConnectionId>>,
+    /// Share policy and this session's id.
+    config: SyncConfig,
     /// When each document's synchroniser next has timed work.
     deadlines: HashMap<DocumentId, Millis>,
     /// Ephemeral messages broadcast in this session (numbered across documents).
@@ -300,21 +322,23 @@ impl Driver {
                 self.route(routed);
             }
             Command::FromDocument {
-                document,
+                instance,
                 effects,
                 outcome,
             } => {
-                out.extend(effects);
-                match outcome.deadline {
-                    Some(at) => self.deadlines.insert(document, at),
-                    None => self.deadlines.remove(&document),
-                };
-                // A document nobody has and nobody waits for any more is let go, so that
-                // requests for random ids cannot fill a relay's memory.
-                if outcome.forgettable && !self.waiting.contains_key(&document) {
-                    self.docs.remove(&document);
-                    self.deadlines.remove(&document);
+                let document = instance.id;
+                let current = matches!(
+                    self.docs.get(&document),
+                    Some(Entry::Ready(doc)) if Arc::ptr_eq(doc, &instance)
+                );
+                if current {
+                    match outcome.deadline {
+                        Some(at) => self.deadlines.insert(document, at),
+                        None => self.deadlines.remove(&document),
+                    };
+                    self.engaged.insert(document, outcome.engaged.clone());
                 }
+                out.extend(effects);
                 for (storage, heads, timestamp) in outcome.gossip {
                     self.hub.gossip(
                         document,
@@ -329,37 +353,80 @@ impl Driver {
                     let routed = self.hub.fail(connection, fault, &mut out);
                     self.route(routed);
                 }
+                // Answers first: a find answered just now no longer holds the document.
+                self.carry_out(std::mem::take(&mut out));
+                // A document nobody has and nobody waits for any more is let go, so that
+                // requests for random ids cannot fill a relay's memory.
+                if current && outcome.forgettable && !self.waiting.contains_key(&document) {
+                    self.forget(document);
+                }
             }
             Command::Opened(document) => self.opened(document),
             Command::Loaded { document, loaded } => self.loaded(document, loaded, &mut out),
             Command::Want { document, reply } => {
                 if self.hub.handshaking() {
                     // A peer still introducing itself may have it.
-                    self.deferred.push((document, reply));
+                    self.deferred.push((document, reply, now()));
                 } else {
                     self.want(document, reply);
                 }
             }
             Command::Broadcast { document, data } => {
+                // Numbered here, where messages are sent in order: JS peers drop a count
+                // lower than one they have seen from this session.
                 self.ephemeral_count += 1;
-                let count = self.ephemeral_count;
-                document.sync_later(move |sync, _, cx, out| {
-                    sync.broadcast(cx, count, &data, out);
-                    SyncOutcome::default()
-                });
+                for connection in self.engaged.get(&document.id).into_iter().flatten() {
+                    if let Some(peer) = self.hub.peer(*connection) {
+                        let message = Message::Ephemeral {
+                            sender: self.hub.me().clone(),
+                            target: peer.peer_id.clone(),
+                            document: document.id,
+                            session: self.config.session_id.clone(),
+                            count: self.ephemeral_count,
+                            data: data.clone(),
+                        };
+                        send(&mut out, *connection, &message);
+                    }
+                }
             }
-            Command::Forget { document } => {
-                self.docs.remove(&document);
-                self.deadlines.remove(&document);
+            Command::Forget { document, instance } => {
+                let same = match (&instance, self.docs.get(&document)) {
+                    (None, _) => true,
+                    (Some(instance), Some(Entry::Ready(doc))) => Arc::ptr_eq(doc, instance),
+                    (Some(_), _) => false,
+                };
+                if same {
+                    self.forget(document);
+                }
             }
             Command::Shutdown { .. } => {}
         }
         self.carry_out(out);
-        if !self.deferred.is_empty() && !self.hub.handshaking() {
-            for (document, reply) in std::mem::take(&mut self.deferred) {
-                self.want(document, reply);
-            }
+        self.run_deferred(false);
+    }
+
+    /// Asks peers for the finds that waited for handshakes: all once none is in progress,
+    /// or (`timed`) those that waited long enough anyway, so that a slow or busy listener
+    /// does not hold finds up.
+    fn run_deferred(&mut self, timed: bool) {
+        if self.deferred.is_empty() {
+            return;
         }
+        let handshaking = self.hub.handshaking();
+        let cutoff = Millis(now().0.saturating_sub(HANDSHAKE_WAIT_MS));
+        let (ready, wait): (Vec<_>, Vec<_>) = std::mem::take(&mut self.deferred)
+            .into_iter()
+            .partition(|(_, _, since)| !handshaking || (timed && *since <= cutoff));
+        self.deferred = wait;
+        for (document, reply, _) in ready {
+            self.want(document, reply);
+        }
+    }
+
+    fn forget(&mut self, document: DocumentId) {
+        self.docs.remove(&document);
+        self.deadlines.remove(&document);
+        self.engaged.remove(&document);
     }
 
     /// Sends, closes and notifies.
@@ -422,6 +489,46 @@ impl Driver {
                         }
                     }
                 }
+            }
+            Routed::Document {
+                peer,
+                document,
+                message:
+                    DocMessage::Ephemeral {
+                        origin,
+                        session,
+                        count,
+                        data,
+                    },
+            } => {
+                // Forwarded here, not on the document's thread, so that messages leave in
+                // the order they came (JS peers drop a count lower than one seen).
+                let Some(Entry::Ready(doc)) = self.docs.get(&document) else {
+                    return; // about a document not synced here
+                };
+                if !self.config.share_policy.access(&peer, document) {
+                    return;
+                }
+                let doc = doc.clone();
+                let mut out = Vec::new();
+                for connection in self.engaged.get(&document).into_iter().flatten() {
+                    match self.hub.peer(*connection) {
+                        Some(to) if *connection != peer.connection && to.peer_id != origin => {
+                            let message = Message::Ephemeral {
+                                sender: origin.clone(),
+                                target: to.peer_id.clone(),
+                                document,
+                                session: session.clone(),
+                                count,
+                                data: data.clone(),
+                            };
+                            send(&mut out, *connection, &message);
+                        }
+                        _ => {}
+                    }
+                }
+                doc.emit(DocEvent::Ephemeral { from: origin, data });
+                self.carry_out(out);
             }
             Routed::Document {
                 peer,
@@ -533,6 +640,7 @@ impl Driver {
         self.hub
             .expire_gossip(Millis(now.0.saturating_sub(86_400_000)));
         self.carry_out(out);
+        self.run_deferred(true);
         // Only documents with timed work due are woken.
         let due: Vec<DocumentId> = self
             .deadlines

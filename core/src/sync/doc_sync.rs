@@ -77,6 +77,19 @@ struct DocPeer {
 }
 
 impl DocPeer {
+    /// Whether the peer may still give us a document we lack: one we will ask, are
+    /// waiting on, or that is sending it.
+    fn may_provide(&self) -> bool {
+        self.access
+            && !self.wants
+            && match self.status {
+                Status::Quiet => self.announce || self.loading_state,
+                Status::Asked { .. } => true,
+                Status::Syncing => self.sync.their_heads.as_ref().is_none_or(|h| !h.is_empty()),
+                Status::Unavailable => false,
+            }
+    }
+
     /// Whether we sync with this peer at all (send it messages, forward it ephemera).
     fn engaged(&self) -> bool {
         self.access
@@ -167,6 +180,9 @@ impl DocSync {
         peer: SharedPeer,
         out: &mut Vec<Effect>,
     ) {
+        if self.peers.contains_key(&peer.connection) {
+            return; // added already: keep what we know of it
+        }
         let access = cx.policy.access(&peer, self.id);
         let announce = access && cx.policy.announce(&peer, self.id);
         let storage = peer.persistent_storage().cloned();
@@ -464,9 +480,10 @@ impl DocSync {
             && self.writes_in_flight == 0
             && (!self.app_wants || self.app_told_unavailable)
             && self.peers.values().all(|peer| {
-                !matches!(peer.status, Status::Asked { .. })
+                !peer.may_provide()
                     && (!peer.wants || peer.told_unavailable)
                     && !peer.loading_state
+                    && peer.waiting.is_empty()
             })
     }
 
@@ -669,18 +686,7 @@ impl DocSync {
     /// For a document we do not have: once no peer can still provide it, tell those who
     /// asked (peers and the app) that it is unavailable.
     fn check_unavailable(&mut self, cx: &Context<'_>, out: &mut Vec<Effect>) {
-        let pending = self.peers.values().any(|peer| {
-            peer.access
-                && !peer.wants
-                && match peer.status {
-                    // A peer we will ask, or are waiting on.
-                    Status::Quiet => peer.announce || peer.loading_state,
-                    Status::Asked { .. } => true,
-                    Status::Syncing => peer.sync.their_heads.as_ref().is_none_or(|h| !h.is_empty()),
-                    Status::Unavailable => false,
-                }
-        });
-        if pending {
+        if self.peers.values().any(DocPeer::may_provide) {
             return;
         }
         for (connection, peer) in &mut self.peers {

@@ -123,6 +123,14 @@ impl Hub {
         }
     }
 
+    /// The peer of an established connection.
+    pub(crate) fn peer(&self, connection: ConnectionId) -> Option<&SharedPeer> {
+        match self.connections.get(&connection) {
+            Some(Connection::Established { peer, .. }) => Some(peer),
+            _ => None,
+        }
+    }
+
     /// Whether some connection has not finished its handshake: a document nobody else has
     /// may still be on its way.
     pub(crate) fn handshaking(&self) -> bool {
