@@ -3,29 +3,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly
 
-use std::{future::Future, sync::Arc, time::Duration};
+mod common;
 
+use std::{sync::Arc, time::Duration};
+
+use common::eventually;
 use weft::{
     ChangeOrigin, DocEvent, DocHandle, DocumentId, Error, Repo, RepoConfig, Role, Transport,
     automerge::{ROOT, ReadDoc, ScalarValue, Value, transaction::Transactable},
     sync::ServeOnRequest,
 };
-
-/// Waits for `condition`, polling; fails after 20 s (the engine's exchanges take
-/// milliseconds; the bound only keeps a broken run from hanging).
-async fn eventually<F, Fut>(what: &str, mut condition: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    for _ in 0..2000 {
-        if condition().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
 
 fn number(doc: &DocHandle, key: &str) -> Option<i64> {
     doc.with_doc(|d| match d.get(ROOT, key).ok().flatten() {

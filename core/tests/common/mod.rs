@@ -2,9 +2,11 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub(crate) mod js_peer;
 pub(crate) mod pump;
 
 use std::{
+    future::Future,
     io::Write,
     path::PathBuf,
     process::{Command, Stdio},
@@ -17,16 +19,7 @@ use serde_json::Value;
 /// test command installs them and sets `WEFT_REQUIRE_JS=1`, which turns their absence into
 /// a failure instead of a skip.
 pub(crate) fn run_node(script: &str, input: &Value) -> Option<Value> {
-    let js = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/js");
-    let required = std::env::var("WEFT_REQUIRE_JS").is_ok_and(|v| v == "1");
-    if !js.join("node_modules/@automerge/automerge-repo").exists() {
-        assert!(
-            !required,
-            "tests/js/node_modules is missing: run scripts/setup"
-        );
-        eprintln!("skipped: the JS packages are not installed (run scripts/test)");
-        return None;
-    }
+    let js = js_rig()?;
     let child = Command::new("node")
         .arg(script)
         .current_dir(&js)
@@ -36,7 +29,10 @@ pub(crate) fn run_node(script: &str, input: &Value) -> Option<Value> {
     let mut child = match child {
         Ok(child) => child,
         Err(error) => {
-            assert!(!required, "node is required but could not start: {error}");
+            assert!(
+                !js_required(),
+                "node is required but could not start: {error}"
+            );
             eprintln!("skipped: node is not available ({error})");
             return None;
         }
@@ -50,6 +46,43 @@ pub(crate) fn run_node(script: &str, input: &Value) -> Option<Value> {
     let output = child.wait_with_output().unwrap();
     assert!(output.status.success(), "{script} failed");
     Some(serde_json::from_slice(&output.stdout).unwrap())
+}
+
+/// Waits for `condition`, polling; fails after 30 s (the exchanges take milliseconds; the
+/// bound only keeps a broken run from hanging).
+pub(crate) async fn eventually<F, Fut>(what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    for _ in 0..1500 {
+        if condition().await {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// Whether the JS tests must run (`WEFT_REQUIRE_JS=1`, set by the README's test command)
+/// rather than skip when node or the packages are missing.
+pub(crate) fn js_required() -> bool {
+    std::env::var("WEFT_REQUIRE_JS").is_ok_and(|v| v == "1")
+}
+
+/// The JS rig's folder (`tests/js`) if its packages are installed; else `None` with a note
+/// (or a failure when the JS tests are required).
+pub(crate) fn js_rig() -> Option<PathBuf> {
+    let js = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/js");
+    if js.join("node_modules/@automerge/automerge-repo").exists() {
+        return Some(js);
+    }
+    assert!(
+        !js_required(),
+        "tests/js/node_modules is missing: run scripts/setup"
+    );
+    eprintln!("skipped: the JS packages are not installed (run scripts/test)");
+    None
 }
 
 /// A small CBOR map with text keys, written by hand to make frames the encoder never writes.
