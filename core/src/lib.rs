@@ -29,6 +29,7 @@
 
 mod error;
 pub mod id;
+pub mod net;
 mod repo;
 pub mod store;
 pub mod sync;

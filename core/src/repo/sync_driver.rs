@@ -16,7 +16,6 @@ use crate::{
     sync::{
         ConnectionId, Effect, Millis, Notification, SyncConfig,
         doc_sync::Gossip,
-        engine::HANDSHAKE_TIMEOUT_MS,
         hub::{DocMessage, Hub, Routed, send},
         types::{PeerFault, SharedPeer},
     },
@@ -636,7 +635,7 @@ impl Driver {
         let now = now();
         let mut out = Vec::new();
         self.hub
-            .expire_handshakes(now, HANDSHAKE_TIMEOUT_MS, &mut out);
+            .expire_handshakes(now, self.config.handshake_timeout_ms, &mut out);
         self.hub
             .expire_gossip(Millis(now.0.saturating_sub(86_400_000)));
         self.carry_out(out);

@@ -19,9 +19,6 @@ use crate::{
     wire::{Limits, PeerMetadata},
 };
 
-/// How long a connection may take to finish its handshake.
-pub(crate) const HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
-
 /// How a replica takes part in the protocol.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -44,6 +41,9 @@ pub struct SyncConfig {
     /// How often, at most, a peer's sync state is saved while syncing (1 s); it is also
     /// saved when the peer disconnects.
     pub sync_state_save_interval_ms: u64,
+    /// How long a connection may take to send its `join` (or answer ours) before it is
+    /// closed (10 s).
+    pub handshake_timeout_ms: u64,
     /// Seeds the actor ids the engine gives the documents it creates or loads. Random by
     /// default; fixed in tests, so that a run replays exactly.
     pub seed: u64,
@@ -61,6 +61,7 @@ impl SyncConfig {
             session_id: PeerId::random().to_string(),
             request_timeout_ms: 10_000,
             sync_state_save_interval_ms: 1_000,
+            handshake_timeout_ms: 10_000,
             seed: random_seed(),
         }
     }
@@ -238,7 +239,7 @@ impl Engine {
                     }
                 }
                 self.hub
-                    .expire_handshakes(self.now, HANDSHAKE_TIMEOUT_MS, &mut out);
+                    .expire_handshakes(self.now, self.config.handshake_timeout_ms, &mut out);
                 // Gossip older than a day is of no use for ordering.
                 self.hub
                     .expire_gossip(Millis(self.now.0.saturating_sub(86_400_000)));

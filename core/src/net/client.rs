@@ -1,0 +1,170 @@
+//! Dialling a peer, and dialling again when the connection ends.
+
+use std::time::Duration;
+
+use tokio::{sync::watch, task::JoinHandle};
+
+use super::socket::{Ended, NetConfig, pump, transport_pair};
+use crate::{Repo, Role};
+
+/// Where a dialled connection stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConnectionState {
+    /// Opening the connection (`attempt` counts from 1 since the last success).
+    Connecting {
+        /// The attempt.
+        attempt: u32,
+    },
+    /// Connected; the repo syncs over it.
+    Connected,
+    /// Not connected; the next attempt is due in `retry_in`.
+    Offline {
+        /// Why the last attempt or connection ended.
+        last_error: String,
+        /// When the next attempt starts.
+        retry_in: Duration,
+    },
+    /// [`Dialer::stop`] was called (or the dialer dropped).
+    Stopped,
+}
+
+/// A connection the repo keeps dialling: reconnects with exponential backoff (250 ms
+/// doubling to 30 s, with jitter) until stopped. Dropping it stops it too.
+#[derive(Debug)]
+pub struct Dialer {
+    state: watch::Receiver<ConnectionState>,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+/// The first retry delay, doubled after each failure up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// A connection that lasted this long resets the backoff.
+const STABLE: Duration = Duration::from_secs(10);
+
+impl Dialer {
+    /// The current state.
+    pub fn state(&self) -> ConnectionState {
+        self.state.borrow().clone()
+    }
+
+    /// A receiver that sees every state change (`changed().await`).
+    pub fn watch(&self) -> watch::Receiver<ConnectionState> {
+        self.state.clone()
+    }
+
+    /// Waits until the state satisfies `done` (for example, connected).
+    pub async fn wait_for(&self, done: impl Fn(&ConnectionState) -> bool) -> ConnectionState {
+        let mut state = self.state.clone();
+        match state.wait_for(|s| done(s)).await {
+            Ok(state) => state.clone(),
+            Err(_) => ConnectionState::Stopped,
+        }
+    }
+
+    /// Closes the connection and stops dialling.
+    pub async fn stop(mut self) {
+        let _ = self.stop.send(true);
+        let _ = (&mut self.task).await;
+    }
+}
+
+impl Drop for Dialer {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+impl Repo {
+    /// Dials a peer at `url` (`ws://host:port`) and keeps the connection up: when it ends
+    /// or fails, dials again with exponential backoff and jitter. Must be called inside a
+    /// tokio runtime.
+    pub fn dial(&self, url: impl Into<String>, config: NetConfig) -> Dialer {
+        let (state_tx, state) = watch::channel(ConnectionState::Connecting { attempt: 1 });
+        let (stop, stopping) = watch::channel(false);
+        let repo = self.clone();
+        let url = url.into();
+        let task = tokio::spawn(async move {
+            let mut backoff = FIRST_BACKOFF;
+            let mut attempt = 1;
+            let mut stopping = stopping;
+            loop {
+                if *stopping.borrow() {
+                    break;
+                }
+                let _ = state_tx.send(ConnectionState::Connecting { attempt });
+                let connected = tokio::time::timeout(
+                    config.handshake_timeout,
+                    tokio_tungstenite::connect_async_with_config(
+                        url.as_str(),
+                        Some(config.websocket()),
+                        true,
+                    ),
+                )
+                .await;
+                let error = match connected {
+                    Ok(Ok((socket, _))) => {
+                        let (transport, from_repo, to_repo) = transport_pair();
+                        match repo.connect(transport, Role::Dial).await {
+                            Ok(_) => {
+                                let _ = state_tx.send(ConnectionState::Connected);
+                                let since = tokio::time::Instant::now();
+                                let ended =
+                                    pump(socket, from_repo, to_repo, &config, stopping.clone())
+                                        .await;
+                                if since.elapsed() >= STABLE {
+                                    backoff = FIRST_BACKOFF;
+                                    attempt = 0;
+                                }
+                                match ended {
+                                    Ended::Closed => "the connection closed".to_owned(),
+                                    Ended::Failed(reason) => reason,
+                                }
+                            }
+                            // The repo is closed: nothing to sync for.
+                            Err(error) => {
+                                let _ = state_tx.send(ConnectionState::Offline {
+                                    last_error: error.to_string(),
+                                    retry_in: Duration::ZERO,
+                                });
+                                break;
+                            }
+                        }
+                    }
+                    Ok(Err(error)) => error.to_string(),
+                    Err(_) => "the handshake timed out".to_owned(),
+                };
+                if *stopping.borrow() {
+                    break;
+                }
+                let retry_in = jitter(backoff);
+                tracing::info!(%url, %error, ?retry_in, "connection down; dialling again");
+                let _ = state_tx.send(ConnectionState::Offline {
+                    last_error: error,
+                    retry_in,
+                });
+                tokio::select! {
+                    _ = tokio::time::sleep(retry_in) => {}
+                    _ = stopping.changed() => break,
+                }
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+                attempt += 1;
+            }
+            let _ = state_tx.send(ConnectionState::Stopped);
+        });
+        Dialer { state, stop, task }
+    }
+}
+
+/// A delay between half of `base` and `base`, so that many clients that lost the same
+/// relay do not all come back at once.
+fn jitter(base: Duration) -> Duration {
+    let mut bytes = [0u8; 4];
+    let fraction = match getrandom::fill(&mut bytes) {
+        Ok(()) => f64::from(u32::from_le_bytes(bytes)) / f64::from(u32::MAX),
+        Err(_) => 1.0,
+    };
+    base.mul_f64(0.5 + fraction / 2.0)
+}

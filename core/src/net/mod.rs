@@ -1,0 +1,20 @@
+//! The network: repos on WebSockets, as automerge-repo's WebSocket adapters speak them.
+//!
+//! Each WebSocket binary message is one automerge-repo message. A connection is pumped
+//! between the socket and a [`Transport`](crate::Transport) of the repo, so everything the
+//! sync engine does (handshake, sync, limits) is the same on every transport.
+//! - [`Repo::dial`](crate::Repo::dial): a client that reconnects with exponential backoff
+//!   and jitter, with an observable [`ConnectionState`].
+//! - [`serve`]: accept peers on a TCP listener (a relay, or a device on its LAN).
+//!
+//! Binary frames only: a text frame, or a message over the size limit, closes that
+//! connection with a close frame saying why. Pings keep idle connections alive and find dead
+//! ones.
+
+mod client;
+mod listener;
+mod socket;
+
+pub use client::{ConnectionState, Dialer};
+pub use listener::serve;
+pub use socket::NetConfig;

@@ -1,0 +1,174 @@
+//! One WebSocket pumped to and from a repo's transport.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::{
+    io::{AsyncRead, AsyncWrite},
+    sync::mpsc,
+    time::Instant,
+};
+use tokio_tungstenite::{
+    WebSocketStream,
+    tungstenite::{
+        self, Message,
+        protocol::{CloseFrame, WebSocketConfig, frame::coding::CloseCode},
+    },
+};
+
+use crate::Transport;
+
+/// Limits and timers of WebSocket connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct NetConfig {
+    /// The largest message accepted, in bytes (64 MiB, as the wire decoder's limit); a larger
+    /// one closes the connection with "message too big".
+    pub max_message_bytes: usize,
+    /// How often an idle connection is pinged (15 s). One that answers nothing for two
+    /// intervals is closed.
+    pub keepalive: Duration,
+    /// How long a WebSocket (and TCP) handshake may take (10 s).
+    pub handshake_timeout: Duration,
+}
+
+impl Default for NetConfig {
+    fn default() -> Self {
+        Self {
+            max_message_bytes: 64 << 20,
+            keepalive: Duration::from_secs(15),
+            handshake_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl NetConfig {
+    pub(crate) fn websocket(&self) -> WebSocketConfig {
+        WebSocketConfig::default()
+            .max_message_size(Some(self.max_message_bytes))
+            .max_frame_size(Some(self.max_message_bytes))
+    }
+
+    /// With another largest message size.
+    pub fn with_max_message_bytes(mut self, bytes: usize) -> Self {
+        self.max_message_bytes = bytes;
+        self
+    }
+
+    /// With another keepalive interval.
+    pub fn with_keepalive(mut self, interval: Duration) -> Self {
+        self.keepalive = interval;
+        self
+    }
+}
+
+/// The repo's end of a connection, and the pump's.
+pub(crate) fn transport_pair() -> (
+    Transport,
+    mpsc::UnboundedReceiver<Vec<u8>>,
+    mpsc::UnboundedSender<Vec<u8>>,
+) {
+    let (to_socket, from_repo) = mpsc::unbounded_channel();
+    let (to_repo, from_socket) = mpsc::unbounded_channel();
+    (
+        Transport::from_channels(to_socket, from_socket),
+        from_repo,
+        to_repo,
+    )
+}
+
+/// How a pumped connection ended.
+#[derive(Debug)]
+pub(crate) enum Ended {
+    /// Closed normally by either side.
+    Closed,
+    /// Broken, or closed by us for a reason.
+    Failed(String),
+}
+
+/// Moves frames between `socket` and the repo until either side ends the connection.
+pub(crate) async fn pump<S>(
+    mut socket: WebSocketStream<S>,
+    mut from_repo: mpsc::UnboundedReceiver<Vec<u8>>,
+    to_repo: mpsc::UnboundedSender<Vec<u8>>,
+    config: &NetConfig,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> Ended
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut keepalive = tokio::time::interval(config.keepalive);
+    keepalive.tick().await; // the first tick is immediate
+    let mut heard = Instant::now();
+    loop {
+        tokio::select! {
+            frame = socket.next() => {
+                heard = Instant::now();
+                match frame {
+                    Some(Ok(Message::Binary(bytes))) => {
+                        if to_repo.send(bytes.to_vec()).is_err() {
+                            return close(&mut socket, CloseCode::Away, "the repo closed").await;
+                        }
+                    }
+                    Some(Ok(Message::Text(_))) => {
+                        return fail(&mut socket, CloseCode::Unsupported,
+                            "text frames are not part of the protocol: automerge-repo messages are binary").await;
+                    }
+                    Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
+                    Some(Ok(Message::Close(_))) | None => return Ended::Closed,
+                    Some(Err(tungstenite::Error::Capacity(error))) => {
+                        let reason = format!("message too big: {error} (limit {} bytes)", config.max_message_bytes);
+                        return fail(&mut socket, CloseCode::Size, &reason).await;
+                    }
+                    Some(Err(error)) => return Ended::Failed(error.to_string()),
+                }
+            }
+            outgoing = from_repo.recv() => match outgoing {
+                Some(bytes) => {
+                    if let Err(error) = socket.send(Message::Binary(bytes.into())).await {
+                        return Ended::Failed(error.to_string());
+                    }
+                }
+                // The repo ended the connection (it said why in an `error` message, if it
+                // was the peer's fault).
+                None => return close(&mut socket, CloseCode::Normal, "closed by the repo").await,
+            },
+            _ = keepalive.tick() => {
+                if heard.elapsed() > config.keepalive * 2 {
+                    return fail(&mut socket, CloseCode::Away, "no answer to pings").await;
+                }
+                if let Err(error) = socket.send(Message::Ping(Vec::new().into())).await {
+                    return Ended::Failed(error.to_string());
+                }
+            }
+            _ = stop.changed() => return close(&mut socket, CloseCode::Away, "shutting down").await,
+        }
+    }
+}
+
+async fn close<S>(socket: &mut WebSocketStream<S>, code: CloseCode, reason: &str) -> Ended
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    // A close frame's reason has room for 123 bytes.
+    let mut end = reason.len().min(123);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    let frame = CloseFrame {
+        code,
+        reason: reason[..end].into(),
+    };
+    // Best effort: the other side may be gone already.
+    let _ = tokio::time::timeout(Duration::from_secs(1), socket.close(Some(frame))).await;
+    Ended::Closed
+}
+
+async fn fail<S>(socket: &mut WebSocketStream<S>, code: CloseCode, reason: &str) -> Ended
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    tracing::info!(%reason, "closing a connection");
+    close(socket, code, reason).await;
+    Ended::Failed(reason.to_owned())
+}

@@ -1,0 +1,193 @@
+//! Repos on real WebSockets on 127.0.0.1: devices syncing directly, a dialler that comes
+//! back after the listener went away, and hostile sockets that are cut off alone.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly
+
+mod common;
+
+use std::time::Duration;
+
+use common::eventually;
+use futures_util::{SinkExt, StreamExt};
+use tokio::{net::TcpListener, sync::oneshot};
+use tokio_tungstenite::tungstenite::{Message, protocol::frame::coding::CloseCode};
+use weft::{
+    DocHandle, Repo, RepoConfig,
+    automerge::{ROOT, ReadDoc, ScalarValue, Value, transaction::Transactable},
+    net::{ConnectionState, NetConfig, serve},
+    wire,
+};
+
+fn number(doc: &DocHandle, key: &str) -> Option<i64> {
+    doc.with_doc(|d| match d.get(ROOT, key).ok().flatten() {
+        Some((Value::Scalar(v), _)) => match v.as_ref() {
+            ScalarValue::Int(n) => Some(*n),
+            _ => None,
+        },
+        _ => None,
+    })
+}
+
+/// Serves `repo` on a fresh port; returns its URL and the trigger that stops serving.
+async fn listen(repo: &Repo, config: NetConfig) -> (String, oneshot::Sender<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(serve(repo.clone(), listener, config, async {
+        let _ = stopped.await;
+    }));
+    (url, stop)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_devices_sync_directly_with_no_relay() {
+    let dir = tempfile::tempdir().unwrap();
+    let alice = Repo::open(dir.path().join("alice.db")).await.unwrap();
+    let bob = Repo::open(dir.path().join("bob.db")).await.unwrap();
+    let (url, _stop) = listen(&alice, NetConfig::default()).await;
+    let dialer = bob.dial(url, NetConfig::default());
+    dialer.wait_for(|s| *s == ConnectionState::Connected).await;
+
+    let doc = alice.create().await.unwrap();
+    doc.change(|tx| tx.put(ROOT, "title", 1)).await.unwrap();
+    let on_bob = bob.find(doc.id()).await.unwrap();
+    eventually("bob has it", || async {
+        number(&on_bob, "title") == Some(1)
+    })
+    .await;
+    on_bob.change(|tx| tx.put(ROOT, "reply", 2)).await.unwrap();
+    eventually("alice has bob's reply", || async {
+        number(&doc, "reply") == Some(2)
+    })
+    .await;
+    dialer.stop().await;
+    alice.close().await.unwrap();
+    bob.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dialler_reconnects_when_the_listener_comes_back() {
+    let alice = Repo::in_memory();
+    let bob = Repo::in_memory();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let served = tokio::spawn(serve(
+        alice.clone(),
+        listener,
+        NetConfig::default(),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    let dialer = bob.dial(format!("ws://{address}"), NetConfig::default());
+    dialer.wait_for(|s| *s == ConnectionState::Connected).await;
+
+    // The listener goes away: the dialler reports why, and keeps trying.
+    stop.send(()).unwrap();
+    served.await.unwrap().unwrap();
+    let offline = dialer
+        .wait_for(|s| matches!(s, ConnectionState::Offline { .. }))
+        .await;
+    let ConnectionState::Offline { last_error, .. } = offline else {
+        panic!()
+    };
+    assert!(!last_error.is_empty());
+
+    // It comes back on the same address; edits made meanwhile sync.
+    let doc = alice.create().await.unwrap();
+    doc.change(|tx| tx.put(ROOT, "while-apart", 3))
+        .await
+        .unwrap();
+    let listener = TcpListener::bind(address).await.unwrap();
+    let (_stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(serve(
+        alice.clone(),
+        listener,
+        NetConfig::default(),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    dialer.wait_for(|s| *s == ConnectionState::Connected).await;
+    let on_bob = bob.find(doc.id()).await.unwrap();
+    eventually("bob gets it", || async {
+        number(&on_bob, "while-apart") == Some(3)
+    })
+    .await;
+}
+
+/// The close frame (code, reason) a raw client gets after sending `frames`.
+async fn close_after(url: &str, frames: Vec<Message>) -> Option<(CloseCode, String)> {
+    let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    for frame in frames {
+        if socket.send(frame).await.is_err() {
+            break;
+        }
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        match tokio::time::timeout_at(deadline, socket.next()).await {
+            Ok(Some(Ok(Message::Close(Some(frame))))) => {
+                return Some((frame.code, frame.reason.to_string()));
+            }
+            Ok(Some(Ok(Message::Close(None)))) | Ok(None) | Ok(Some(Err(_))) => return None,
+            Ok(Some(Ok(_))) => {}
+            Err(_) => panic!("the connection was not closed within 20 s"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_sockets_are_cut_off_alone() {
+    let mut config = RepoConfig::default();
+    config.sync.handshake_timeout_ms = 1_000;
+    let alice = Repo::in_memory_with(config);
+    let bob = Repo::in_memory();
+    let net = NetConfig::default().with_max_message_bytes(64 * 1024);
+    let (url, _stop) = listen(&alice, net).await;
+    let dialer = bob.dial(url.clone(), NetConfig::default());
+    dialer.wait_for(|s| *s == ConnectionState::Connected).await;
+    let doc = alice.create().await.unwrap();
+    let on_bob = bob.find(doc.id()).await.unwrap();
+
+    // A text frame.
+    let (code, reason) = close_after(&url, vec![Message::text("hello")])
+        .await
+        .unwrap();
+    assert_eq!(code, CloseCode::Unsupported);
+    assert!(reason.contains("text frames"), "{reason}");
+    // A message over the size limit.
+    let big = Message::Binary(vec![0u8; 100 * 1024].into());
+    let (code, reason) = close_after(&url, vec![big]).await.unwrap();
+    assert_eq!(code, CloseCode::Size);
+    assert!(reason.contains("too big"), "{reason}");
+    // Garbage bytes: an `error` message, then the connection ends.
+    let (mut socket, _) = tokio_tungstenite::connect_async(url.as_str())
+        .await
+        .unwrap();
+    socket
+        .send(Message::Binary(vec![0xff, 0x00, 0x13].into()))
+        .await
+        .unwrap();
+    let reply = tokio::time::timeout(Duration::from_secs(20), socket.next())
+        .await
+        .unwrap();
+    let Some(Ok(Message::Binary(bytes))) = reply else {
+        panic!("{reply:?}")
+    };
+    assert!(matches!(
+        wire::decode(&bytes),
+        Ok(Some(wire::Message::Error { .. }))
+    ));
+    // A peer that connects and never sends `join`: closed after the handshake timeout.
+    assert!(close_after(&url, Vec::new()).await.is_some());
+
+    // The honest peer never noticed.
+    doc.change(|tx| tx.put(ROOT, "still", 1)).await.unwrap();
+    eventually("bob still syncs", || async {
+        number(&on_bob, "still") == Some(1)
+    })
+    .await;
+    assert_eq!(dialer.state(), ConnectionState::Connected);
+}
