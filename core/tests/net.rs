@@ -7,26 +7,16 @@ mod common;
 
 use std::time::Duration;
 
-use common::eventually;
+use common::{eventually, number};
 use futures_util::{SinkExt, StreamExt};
 use tokio::{net::TcpListener, sync::oneshot};
 use tokio_tungstenite::tungstenite::{Message, protocol::frame::coding::CloseCode};
 use weft::{
-    DocHandle, Repo, RepoConfig,
-    automerge::{ROOT, ReadDoc, ScalarValue, Value, transaction::Transactable},
+    Repo, RepoConfig,
+    automerge::{ROOT, transaction::Transactable},
     net::{ConnectionState, NetConfig, serve},
     wire,
 };
-
-fn number(doc: &DocHandle, key: &str) -> Option<i64> {
-    doc.with_doc(|d| match d.get(ROOT, key).ok().flatten() {
-        Some((Value::Scalar(v), _)) => match v.as_ref() {
-            ScalarValue::Int(n) => Some(*n),
-            _ => None,
-        },
-        _ => None,
-    })
-}
 
 /// Serves `repo` on a fresh port; returns its URL and the trigger that stops serving.
 async fn listen(repo: &Repo, config: NetConfig) -> (String, oneshot::Sender<()>) {

@@ -7,22 +7,12 @@ mod common;
 
 use std::{sync::Arc, time::Duration};
 
-use common::eventually;
+use common::{eventually, number};
 use weft::{
     ChangeOrigin, DocEvent, DocHandle, DocumentId, Error, Repo, RepoConfig, Role, Transport,
-    automerge::{ROOT, ReadDoc, ScalarValue, Value, transaction::Transactable},
+    automerge::{ROOT, transaction::Transactable},
     sync::ServeOnRequest,
 };
-
-fn number(doc: &DocHandle, key: &str) -> Option<i64> {
-    doc.with_doc(|d| match d.get(ROOT, key).ok().flatten() {
-        Some((Value::Scalar(v), _)) => match v.as_ref() {
-            ScalarValue::Int(n) => Some(*n),
-            _ => None,
-        },
-        _ => None,
-    })
-}
 
 async fn put(doc: &DocHandle, key: &'static str, value: i64) {
     doc.change(move |tx| tx.put(ROOT, key, value))

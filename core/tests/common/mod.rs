@@ -64,6 +64,18 @@ where
     panic!("timed out waiting for {what}");
 }
 
+/// An integer at `key` in the root of a document, if there is one.
+pub(crate) fn number(doc: &weft::DocHandle, key: &str) -> Option<i64> {
+    use weft::automerge::{ROOT, ReadDoc, ScalarValue, Value as AmValue};
+    doc.with_doc(|d| match d.get(ROOT, key).ok().flatten() {
+        Some((AmValue::Scalar(v), _)) => match v.as_ref() {
+            ScalarValue::Int(n) => Some(*n),
+            _ => None,
+        },
+        _ => None,
+    })
+}
+
 /// Whether the JS tests must run (`WEFT_REQUIRE_JS=1`, set by the README's test command)
 /// rather than skip when node or the packages are missing.
 pub(crate) fn js_required() -> bool {
