@@ -1,0 +1,189 @@
+//! weft-relay with devices on real WebSockets on 127.0.0.1: in-process through `run`, and
+//! as the binary, stopped by SIGTERM and started again on the same data.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly
+
+use std::{
+    future::Future,
+    io::{BufRead, BufReader},
+    path::Path,
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+use weft::{
+    DocHandle, Repo,
+    automerge::{ROOT, ReadDoc, ScalarValue, Value, transaction::Transactable},
+    net::{ConnectionState, Dialer, NetConfig},
+};
+use weft_relay::{RelayConfig, RelayError, run};
+
+async fn eventually<F, Fut>(what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    for _ in 0..1500 {
+        if condition().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+fn number(doc: &DocHandle, key: &str) -> Option<i64> {
+    doc.with_doc(|d| match d.get(ROOT, key).ok().flatten() {
+        Some((Value::Scalar(v), _)) => match v.as_ref() {
+            ScalarValue::Int(n) => Some(*n),
+            _ => None,
+        },
+        _ => None,
+    })
+}
+
+/// Finds a document through the relay, asking again until it has reached the relay.
+async fn find_eventually(repo: &Repo, id: weft::DocumentId) -> DocHandle {
+    for _ in 0..500 {
+        if let Ok(doc) = repo.find(id).await {
+            return doc;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("{id} never reached the relay");
+}
+
+/// A relay in this process on a fresh port: its URL, its stop trigger and its task.
+async fn start_relay(
+    data: &Path,
+) -> (
+    String,
+    oneshot::Sender<()>,
+    JoinHandle<Result<(), RelayError>>,
+) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(run(listener, RelayConfig::new(data), async {
+        let _ = stopped.await;
+    }));
+    (url, stop, task)
+}
+
+async fn online(repo: &Repo, url: &str) -> Dialer {
+    let dialer = repo.dial(url, NetConfig::default());
+    dialer.wait_for(|s| *s == ConnectionState::Connected).await;
+    dialer
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_devices_converge_after_offline_edits_and_a_relay_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("relay");
+    let (url, stop, relay) = start_relay(&data).await;
+    let mut devices = Vec::new();
+    for name in ["ann", "ben", "cat"] {
+        devices.push(
+            Repo::open(dir.path().join(format!("{name}.db")))
+                .await
+                .unwrap(),
+        );
+    }
+    let mut dialers = Vec::new();
+    for device in &devices {
+        dialers.push(online(device, &url).await);
+    }
+    let doc = devices[0].create().await.unwrap();
+    doc.change(|tx| tx.put(ROOT, "title", 1)).await.unwrap();
+    let mut handles = vec![doc.clone()];
+    for device in &devices[1..] {
+        handles.push(find_eventually(device, doc.id()).await);
+    }
+
+    // Everyone goes offline and edits; the relay restarts meanwhile.
+    for dialer in dialers.drain(..) {
+        dialer.stop().await;
+    }
+    for (i, handle) in handles.iter().enumerate() {
+        let key = format!("offline-{i}");
+        handle
+            .change(move |tx| tx.put(ROOT, key.as_str(), 10))
+            .await
+            .unwrap();
+    }
+    stop.send(()).unwrap();
+    relay.await.unwrap().unwrap();
+    let (url, _stop, _relay) = start_relay(&data).await;
+
+    for device in &devices {
+        dialers.push(online(device, &url).await);
+    }
+    eventually("all three converge", || async {
+        handles.iter().all(|h| h.heads() == handles[0].heads())
+            && (0..3).all(|i| number(&handles[0], &format!("offline-{i}")) == Some(10))
+    })
+    .await;
+}
+
+/// Starts the relay binary; returns it and its URL (read from its log).
+fn start_binary(data: &Path) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_weft-relay"))
+        .args(["--listen", "127.0.0.1:0", "--data"])
+        .arg(data)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let address = loop {
+        let line = lines
+            .next()
+            .expect("the relay logs before exiting")
+            .unwrap();
+        if let Some(rest) = line.split("address=").nth(1) {
+            break rest.split_whitespace().next().unwrap().to_owned();
+        }
+    };
+    // Keep draining its log so it never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    (child, format!("ws://{address}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_stops_cleanly_on_sigterm_and_keeps_its_documents() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (mut relay, url) = start_binary(&data);
+    let alice = Repo::in_memory();
+    let dialer = online(&alice, &url).await;
+    let doc = alice.create().await.unwrap();
+    doc.change(|tx| tx.put(ROOT, "kept", 42)).await.unwrap();
+    // The relay has it once another device can find it.
+    let bob = Repo::in_memory();
+    let bob_dialer = online(&bob, &url).await;
+    eventually("the relay has it", || async {
+        bob.find(doc.id()).await.is_ok()
+    })
+    .await;
+    drop((bob_dialer, dialer));
+
+    let status = Command::new("kill")
+        .args(["-TERM", &relay.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = relay.wait().unwrap();
+    assert!(exit.success(), "exit status {exit:?}");
+
+    // Started again on the same data, it serves the document to a new device.
+    let (mut relay, url) = start_binary(&data);
+    let carol = Repo::in_memory();
+    let _dialer = online(&carol, &url).await;
+    let found = find_eventually(&carol, doc.id()).await;
+    eventually("with its content", || async {
+        number(&found, "kept") == Some(42)
+    })
+    .await;
+    relay.kill().unwrap();
+    relay.wait().unwrap();
+}
