@@ -9,17 +9,26 @@
 //   node bridge-peer.mjs client     an official client Repo (WebSocketClientAdapter) dialling
 //                                   a WebSocket server in the bridge, whose socket is piped
 //                                   to channel 0 (weft is the server)
+//   node bridge-peer.mjs ws-client URL   an official client Repo dialling URL (a weft relay)
+//                                        over a real socket; stdio carries control only
+//   node bridge-peer.mjs ws-server       an official server Repo on a real socket; its
+//                                        ws:// URL is in the "ready" event
 //
 // stdio framing, both ways: u32 big-endian length of what follows, one channel byte, payload.
 // Channels 0..N-1 carry WebSocket binary messages as is; channel 255 carries JSON:
 //   commands in:  {"cmd":"create","value":{...}} {"cmd":"read","url":...}
-//                 {"cmd":"change","url":...,"key":...,"value":...} {"cmd":"exit"}
-//   events out:   {"event":"ready"} {"event":"created","url":...}
+//                 {"cmd":"change","url":...,"key":...,"value":...}
+//                 {"cmd":"broadcast","url":...,"message":{...}} {"cmd":"missing"} {"cmd":"exit"}
+//   answers out:  {"event":"ready","url"?} {"event":"created","url":...}
 //                 {"event":"doc","url":...,"doc":{...},"heads":[...]} {"event":"changed"}
+//                 {"event":"broadcast"} {"event":"unavailable","ms":...} (for "missing":
+//                 how long a find of a random document took to be refused)
 //                 {"event":"error","message":...}
+//   unasked:      {"event":"ephemeral","url":...,"senderId":...,"message":...} for documents
+//                 this peer created or read
 // Exits when stdin ends or on "exit"; a watchdog ends it after 60 s in any case.
 
-import { Repo } from "@automerge/automerge-repo"
+import { Repo, generateAutomergeUrl } from "@automerge/automerge-repo"
 import {
   NodeWSServerAdapter,
   WebSocketClientAdapter,
@@ -54,21 +63,27 @@ function attach(channel, socket) {
   pending.delete(channel)
 }
 
-const wss = new WebSocketServer({ host: "127.0.0.1", port: 0 })
-await new Promise(resolve => wss.on("listening", resolve))
-const url = `ws://127.0.0.1:${wss.address().port}`
+const wss = mode === "ws-client" ? null : new WebSocketServer({ host: "127.0.0.1", port: 0 })
+if (wss) await new Promise(resolve => wss.on("listening", resolve))
+const url = wss ? `ws://127.0.0.1:${wss.address().port}` : process.argv[3]
 let repo
-if (mode === "server") {
+if (mode === "server" || mode === "ws-server") {
   repo = new Repo({
     network: [new NodeWSServerAdapter(wss)],
     peerId: "js-server",
     storage: new DummyStorageAdapter(),
     sharePolicy: async () => false,
   })
-  for (let channel = 0; channel < count; channel++) {
+  for (let channel = 0; mode === "server" && channel < count; channel++) {
     const socket = new WebSocket(url)
     socket.on("open", () => attach(channel, socket))
   }
+} else if (mode === "ws-client") {
+  repo = new Repo({
+    network: [new WebSocketClientAdapter(url)],
+    peerId: "js-client",
+    storage: new DummyStorageAdapter(),
+  })
 } else {
   let next = 0
   wss.on("connection", socket => attach(next++, socket))
@@ -79,14 +94,38 @@ if (mode === "server") {
   })
 }
 
+const listening = new Set()
+function listen(handle) {
+  if (listening.has(handle.url)) return
+  listening.add(handle.url)
+  handle.on("ephemeral-message", ({ senderId, message }) =>
+    event({ event: "ephemeral", url: handle.url, senderId, message }),
+  )
+}
+
 async function command(c) {
   try {
     if (c.cmd === "create") {
       const handle = repo.create(c.value)
+      listen(handle)
       event({ event: "created", url: handle.url })
     } else if (c.cmd === "read") {
       const handle = await repo.find(c.url)
+      listen(handle)
       event({ event: "doc", url: c.url, doc: handle.doc(), heads: handle.heads() })
+    } else if (c.cmd === "broadcast") {
+      const handle = await repo.find(c.url)
+      listen(handle)
+      handle.broadcast(c.message)
+      event({ event: "broadcast" })
+    } else if (c.cmd === "missing") {
+      const started = Date.now()
+      try {
+        await repo.find(generateAutomergeUrl())
+        event({ event: "error", message: "a random document was found" })
+      } catch (error) {
+        event({ event: "unavailable", ms: Date.now() - started, message: String(error) })
+      }
     } else if (c.cmd === "change") {
       const handle = await repo.find(c.url)
       handle.change(d => {
@@ -115,4 +154,4 @@ process.stdin.on("data", chunk => {
   }
 })
 process.stdin.on("end", () => process.exit(0))
-event({ event: "ready" })
+event({ event: "ready", url })

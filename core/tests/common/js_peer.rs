@@ -18,17 +18,25 @@ pub(crate) struct JsPeer {
     _child: Child,
     to_js: mpsc::UnboundedSender<(u8, Vec<u8>)>,
     events: mpsc::UnboundedReceiver<Value>,
+    /// Events the peer sent unasked (ephemeral messages), kept for `next_unasked`.
+    unasked: std::collections::VecDeque<Value>,
+    /// Its "ready" event (with its URL).
+    pub(crate) ready: Value,
 }
 
 impl JsPeer {
     /// Starts the bridge in `mode` ("server" with `channels` connections, or "client") and
     /// returns a transport per connection; `None` if the JS rig is not installed.
     pub(crate) async fn start(mode: &str, channels: u8) -> Option<(Self, Vec<Transport>)> {
+        Self::spawn(&[mode, &channels.to_string()], channels).await
+    }
+
+    /// Starts the bridge with these arguments, piping `channels` connections.
+    pub(crate) async fn spawn(args: &[&str], channels: u8) -> Option<(Self, Vec<Transport>)> {
         let js = super::js_rig()?;
         let mut child = Command::new("node")
             .arg("bridge-peer.mjs")
-            .arg(mode)
-            .arg(channels.to_string())
+            .args(args)
             .current_dir(js)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -88,8 +96,11 @@ impl JsPeer {
             _child: child,
             to_js,
             events,
+            unasked: std::collections::VecDeque::new(),
+            ready: Value::Null,
         };
-        assert_eq!(peer.next_event().await["event"], "ready");
+        peer.ready = peer.next_event().await;
+        assert_eq!(peer.ready["event"], "ready");
         Some((peer, transports))
     }
 
@@ -100,13 +111,33 @@ impl JsPeer {
             .expect("the JS peer is running")
     }
 
+    /// The next answer to a command (unasked events are kept aside).
+    async fn next_answer(&mut self) -> Value {
+        loop {
+            let event = self.next_event().await;
+            if event["event"] == "ephemeral" {
+                self.unasked.push_back(event);
+            } else {
+                return event;
+            }
+        }
+    }
+
+    /// The next event the peer sent unasked (an ephemeral message it received).
+    pub(crate) async fn next_unasked(&mut self) -> Value {
+        match self.unasked.pop_front() {
+            Some(event) => event,
+            None => self.next_event().await,
+        }
+    }
+
     /// Sends a command to the JS repo and returns its answer, which may be an error
     /// (`{"event": "error", ...}`).
     pub(crate) async fn try_command(&mut self, command: &Value) -> Value {
         self.to_js
             .send((CONTROL, command.to_string().into_bytes()))
             .unwrap();
-        self.next_event().await
+        self.next_answer().await
     }
 
     /// Sends a command to the JS repo and returns its answer; fails on an error.
