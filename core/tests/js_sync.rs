@@ -10,7 +10,7 @@ mod common;
 
 use std::{sync::Arc, time::Duration};
 
-use common::{eventually, js_peer::JsPeer};
+use common::{bs58_heads, eventually, js_peer::JsPeer, sorted_heads};
 use serde_json::{Value, json};
 use weft::{
     AutomergeUrl, DocHandle, Repo, RepoConfig, Role,
@@ -42,23 +42,6 @@ fn number(doc: &DocHandle, key: &str) -> Option<f64> {
     })
 }
 
-/// The heads as automerge-repo writes them (bs58check), sorted.
-fn js_heads(doc: &DocHandle) -> Vec<String> {
-    let url = doc.url().with_heads(&doc.heads()).to_string();
-    let mut heads: Vec<String> = url
-        .split_once('#')
-        .map(|(_, h)| h.split('|').map(String::from).collect())
-        .unwrap_or_default();
-    heads.sort();
-    heads
-}
-
-fn sorted(heads: &Value) -> Vec<String> {
-    let mut heads: Vec<String> = serde_json::from_value(heads.clone()).unwrap();
-    heads.sort();
-    heads
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn weft_devices_sync_through_the_official_js_server() {
     let Some((mut server, mut channels)) = JsPeer::start("server", 2).await else {
@@ -78,12 +61,12 @@ async fn weft_devices_sync_through_the_official_js_server() {
     doc.change(|tx| tx.put(ROOT, "title", 1)).await.unwrap();
     let url = doc.url().to_string();
     // Alice offered it; the JS server has it, with the same heads.
-    let heads = js_heads(&doc);
+    let heads = bs58_heads(&doc);
     js_until(
         &mut server,
         json!({"cmd": "read", "url": url}),
         "the JS server has it",
-        |a| a["doc"]["title"] == json!(1) && sorted(&a["heads"]) == heads,
+        |a| a["doc"]["title"] == json!(1) && sorted_heads(a) == heads,
     )
     .await;
     // Bob finds it through the JS server, edits it, and alice sees the edit.
@@ -166,6 +149,6 @@ async fn the_official_js_client_syncs_with_a_weft_relay() {
         .command(json!({"cmd": "read", "url": made_here.url().to_string()}))
         .await;
     assert_eq!(answer["doc"]["made"], json!(7), "{answer}");
-    assert_eq!(sorted(&answer["heads"]), js_heads(&made_here));
+    assert_eq!(sorted_heads(&answer), bs58_heads(&made_here));
     relay.close().await.unwrap();
 }

@@ -10,31 +10,16 @@ mod common;
 
 use std::time::Duration;
 
-use common::{eventually, js_peer::JsPeer, number};
+use common::{
+    bs58_heads, eventually, find_eventually, js_peer::JsPeer, number, online, sorted_heads,
+};
 use serde_json::json;
 use tokio::{net::TcpListener, sync::oneshot};
 use weft::{
-    AutomergeUrl, DocEvent, DocHandle, Repo,
+    AutomergeUrl, DocEvent, Repo,
     automerge::{ROOT, transaction::Transactable},
-    net::{ConnectionState, Dialer, NetConfig},
 };
 use weft_relay::{RelayConfig, run};
-
-async fn online(repo: &Repo, url: &str) -> Dialer {
-    let dialer = repo.dial(url, NetConfig::default());
-    dialer.wait_for(|s| *s == ConnectionState::Connected).await;
-    dialer
-}
-
-async fn find_eventually(repo: &Repo, id: weft::DocumentId) -> DocHandle {
-    for _ in 0..500 {
-        if let Ok(doc) = repo.find(id).await {
-            return doc;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("{id} was never found");
-}
 
 /// Keeps reading a document in JS until `done` holds for the answer.
 async fn js_read_until(
@@ -52,22 +37,6 @@ async fn js_read_until(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("timed out waiting for {what}");
-}
-
-fn sorted_js_heads(answer: &serde_json::Value) -> Vec<String> {
-    let mut heads: Vec<String> = serde_json::from_value(answer["heads"].clone()).unwrap();
-    heads.sort();
-    heads
-}
-
-fn bs58_heads(doc: &DocHandle) -> Vec<String> {
-    let url = doc.url().with_heads(&doc.heads()).to_string();
-    let mut heads: Vec<String> = url
-        .split_once('#')
-        .map(|(_, h)| h.split('|').map(String::from).collect())
-        .unwrap_or_default();
-    heads.sort();
-    heads
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -111,7 +80,7 @@ async fn official_js_clients_sync_through_weft_relay() {
         |a| a["doc"]["made"] == json!(7),
     )
     .await;
-    assert_eq!(sorted_js_heads(&answer), bs58_heads(&made));
+    assert_eq!(sorted_heads(&answer), bs58_heads(&made));
 
     // Concurrent edits from both sides converge.
     js.command(json!({"cmd": "change", "url": js_url, "key": "js-side", "value": 2}))
@@ -125,7 +94,7 @@ async fn official_js_clients_sync_through_weft_relay() {
     })
     .await;
     let answer = js_read_until(&mut js, &js_url, "JS converges", |a| {
-        a["doc"]["rust-side"] == json!(3) && sorted_js_heads(a) == bs58_heads(&shared)
+        a["doc"]["rust-side"] == json!(3) && sorted_heads(a) == bs58_heads(&shared)
     })
     .await;
     assert_eq!(answer["doc"]["js-side"], json!(2));

@@ -3,56 +3,22 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly
 
+#[path = "../../core/tests/common/mod.rs"]
+mod common;
+
 use std::{
-    future::Future,
     io::{BufRead, BufReader},
     path::Path,
     process::{Child, Command, Stdio},
-    time::Duration,
 };
 
+use common::{eventually, find_eventually, number, online};
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use weft::{
-    DocHandle, Repo,
-    automerge::{ROOT, ReadDoc, ScalarValue, Value, transaction::Transactable},
-    net::{ConnectionState, Dialer, NetConfig},
+    Repo,
+    automerge::{ROOT, transaction::Transactable},
 };
 use weft_relay::{RelayConfig, RelayError, run};
-
-async fn eventually<F, Fut>(what: &str, mut condition: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    for _ in 0..1500 {
-        if condition().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
-
-fn number(doc: &DocHandle, key: &str) -> Option<i64> {
-    doc.with_doc(|d| match d.get(ROOT, key).ok().flatten() {
-        Some((Value::Scalar(v), _)) => match v.as_ref() {
-            ScalarValue::Int(n) => Some(*n),
-            _ => None,
-        },
-        _ => None,
-    })
-}
-
-/// Finds a document through the relay, asking again until it has reached the relay.
-async fn find_eventually(repo: &Repo, id: weft::DocumentId) -> DocHandle {
-    for _ in 0..500 {
-        if let Ok(doc) = repo.find(id).await {
-            return doc;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("{id} never reached the relay");
-}
 
 /// A relay in this process on a fresh port: its URL, its stop trigger and its task.
 async fn start_relay(
@@ -69,12 +35,6 @@ async fn start_relay(
         let _ = stopped.await;
     }));
     (url, stop, task)
-}
-
-async fn online(repo: &Repo, url: &str) -> Dialer {
-    let dialer = repo.dial(url, NetConfig::default());
-    dialer.wait_for(|s| *s == ConnectionState::Connected).await;
-    dialer
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -76,6 +76,43 @@ pub(crate) fn number(doc: &weft::DocHandle, key: &str) -> Option<i64> {
     })
 }
 
+/// Dials `url` from `repo` and waits until connected.
+pub(crate) async fn online(repo: &weft::Repo, url: &str) -> weft::net::Dialer {
+    use weft::net::{ConnectionState, NetConfig};
+    let dialer = repo.dial(url, NetConfig::default());
+    dialer.wait_for(|s| *s == ConnectionState::Connected).await;
+    dialer
+}
+
+/// Finds a document, asking again until it has reached the peers (30 s at most).
+pub(crate) async fn find_eventually(repo: &weft::Repo, id: weft::DocumentId) -> weft::DocHandle {
+    for _ in 0..1500 {
+        if let Ok(doc) = repo.find(id).await {
+            return doc;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("{id} was never found");
+}
+
+/// A document's heads as automerge-repo writes them (bs58check), sorted.
+pub(crate) fn bs58_heads(doc: &weft::DocHandle) -> Vec<String> {
+    let url = doc.url().with_heads(&doc.heads()).to_string();
+    let mut heads: Vec<String> = url
+        .split_once('#')
+        .map(|(_, h)| h.split('|').map(String::from).collect())
+        .unwrap_or_default();
+    heads.sort();
+    heads
+}
+
+/// The `heads` of a JS answer, sorted.
+pub(crate) fn sorted_heads(answer: &Value) -> Vec<String> {
+    let mut heads: Vec<String> = serde_json::from_value(answer["heads"].clone()).unwrap();
+    heads.sort();
+    heads
+}
+
 /// Whether the JS tests must run (`WEFT_REQUIRE_JS=1`, set by the README's test command)
 /// rather than skip when node or the packages are missing.
 pub(crate) fn js_required() -> bool {
