@@ -147,3 +147,40 @@ async fn the_binary_stops_cleanly_on_sigterm_and_keeps_its_documents() {
     relay.kill().unwrap();
     relay.wait().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_relay_killed_mid_sync_restarts_and_everything_converges() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (mut relay, url) = start_binary(&data);
+    let alice = Repo::open(dir.path().join("alice.db")).await.unwrap();
+    let dialer = online(&alice, &url).await;
+    let doc = alice.create().await.unwrap();
+    // Alice writes steadily; the relay is killed (SIGKILL) in the middle of the stream.
+    for i in 0..300 {
+        let key = format!("k{i}");
+        doc.change(move |tx| tx.put(ROOT, key.as_str(), i))
+            .await
+            .unwrap();
+        if i == 150 {
+            relay.kill().unwrap(); // SIGKILL
+            relay.wait().unwrap();
+        }
+    }
+    dialer.stop().await;
+
+    // Restarted on the same data; alice and a new device come back.
+    let (mut relay, url) = start_binary(&data);
+    let _alice = online(&alice, &url).await;
+    let bob = Repo::in_memory();
+    let _bob = online(&bob, &url).await;
+    let on_bob = find_eventually(&bob, doc.id()).await;
+    eventually("bob has every change alice made", || async {
+        on_bob.heads() == doc.heads() && number(&on_bob, "k299") == Some(299)
+    })
+    .await;
+    assert!((0..300).all(|i| number(&on_bob, &format!("k{i}")) == Some(i)));
+    relay.kill().unwrap();
+    relay.wait().unwrap();
+    alice.close().await.unwrap();
+}
