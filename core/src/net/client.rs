@@ -94,16 +94,26 @@ impl Repo {
                 if *stopping.borrow() {
                     break;
                 }
+                if repo.is_closed() {
+                    let _ = state_tx.send(ConnectionState::Offline {
+                        last_error: "the repo is closed".to_owned(),
+                        retry_in: Duration::ZERO,
+                    });
+                    return;
+                }
                 let _ = state_tx.send(ConnectionState::Connecting { attempt });
-                let connected = tokio::time::timeout(
+                let connecting = tokio::time::timeout(
                     config.handshake_timeout,
                     tokio_tungstenite::connect_async_with_config(
                         url.as_str(),
                         Some(config.websocket()),
                         true,
                     ),
-                )
-                .await;
+                );
+                let connected = tokio::select! {
+                    connected = connecting => connected,
+                    _ = stopping.changed() => break,
+                };
                 let error = match connected {
                     Ok(Ok((socket, _))) => {
                         let (transport, from_repo, to_repo) = transport_pair();
@@ -129,7 +139,7 @@ impl Repo {
                                     last_error: error.to_string(),
                                     retry_in: Duration::ZERO,
                                 });
-                                break;
+                                return; // keep the reason: no "Stopped" after it
                             }
                         }
                     }

@@ -1,6 +1,6 @@
 //! Accepting peers on a TCP listener.
 
-use std::{future::Future, sync::Arc};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use tokio::{
     net::{TcpListener, TcpStream},
@@ -11,8 +11,12 @@ use tokio::{
 use super::socket::{Ended, NetConfig, pump, transport_pair};
 use crate::{Repo, Result, Role};
 
-/// How many connections a listener serves at once; more wait for a slot.
+/// How many connections a listener serves at once; more are refused. Keep the process's
+/// open-file limit above it.
 const MAX_CONNECTIONS: usize = 10_000;
+
+/// How long a shutdown waits for connections to close.
+const DRAIN: Duration = Duration::from_secs(10);
 
 /// Accepts WebSocket peers on `listener` for `repo` until `shutdown` resolves; then stops
 /// accepting, closes every connection with a close frame, and returns once they are closed.
@@ -32,7 +36,13 @@ pub async fn serve(
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, address)) => {
-                    let Ok(slot) = slots.clone().acquire_owned().await else { break };
+                    // Full: refuse this one (never wait here, which would stop the loop
+                    // from seeing the shutdown).
+                    let Ok(slot) = slots.clone().try_acquire_owned() else {
+                        tracing::warn!(%address, "connection limit reached; refused");
+                        drop(stream);
+                        continue;
+                    };
                     let (repo, stopping) = (repo.clone(), stopping.clone());
                     connections.spawn(async move {
                         let ended = accept(repo, stream, config, stopping).await;
@@ -42,13 +52,31 @@ pub async fn serve(
                 }
                 // A failed accept (out of file descriptors, a reset) concerns that
                 // connection only.
-                Err(error) => tracing::warn!(%error, "accepting a connection failed"),
+                // Out of file descriptors fails every accept at once: pause instead of
+                // spinning.
+                Err(error) => {
+                    tracing::warn!(%error, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
             },
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
         }
     }
+    drop(listener); // new connections are refused from now on
     let _ = stop.send(true);
-    while connections.join_next().await.is_some() {}
+    // Each connection closes within a few seconds (sends time out); past that deadline the
+    // rest are dropped.
+    let drained = tokio::time::timeout(DRAIN, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            left = connections.len(),
+            "connections did not close in time; dropped"
+        );
+        connections.abort_all();
+    }
     Ok(())
 }
 

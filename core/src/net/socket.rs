@@ -97,7 +97,11 @@ pub(crate) async fn pump<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut keepalive = tokio::time::interval(config.keepalive);
+    let interval = config.keepalive.max(Duration::from_millis(100));
+    // A peer that stops reading stalls our sends; this bounds how long one may take, so
+    // that the pump still notices shutdown and dead peers.
+    let send_timeout = interval * 2;
+    let mut keepalive = tokio::time::interval(interval);
     keepalive.tick().await; // the first tick is immediate
     let mut heard = Instant::now();
     loop {
@@ -115,7 +119,11 @@ where
                             "text frames are not part of the protocol: automerge-repo messages are binary").await;
                     }
                     Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
-                    Some(Ok(Message::Close(_))) | None => return Ended::Closed,
+                    Some(Ok(Message::Close(_))) | None => {
+                        // Reading on sends our reply to the peer's close frame.
+                        finish(&mut socket).await;
+                        return Ended::Closed;
+                    }
                     Some(Err(tungstenite::Error::Capacity(error))) => {
                         let reason = format!("message too big: {error} (limit {} bytes)", config.max_message_bytes);
                         return fail(&mut socket, CloseCode::Size, &reason).await;
@@ -125,8 +133,11 @@ where
             }
             outgoing = from_repo.recv() => match outgoing {
                 Some(bytes) => {
-                    if let Err(error) = socket.send(Message::Binary(bytes.into())).await {
-                        return Ended::Failed(error.to_string());
+                    let sent = tokio::time::timeout(send_timeout, socket.send(Message::Binary(bytes.into()))).await;
+                    match sent {
+                        Ok(Ok(())) => {}
+                        Ok(Err(error)) => return Ended::Failed(error.to_string()),
+                        Err(_) => return Ended::Failed("the peer stopped reading".to_owned()),
                     }
                 }
                 // The repo ended the connection (it said why in an `error` message, if it
@@ -134,11 +145,14 @@ where
                 None => return close(&mut socket, CloseCode::Normal, "closed by the repo").await,
             },
             _ = keepalive.tick() => {
-                if heard.elapsed() > config.keepalive * 2 {
+                if heard.elapsed() > interval * 2 {
                     return fail(&mut socket, CloseCode::Away, "no answer to pings").await;
                 }
-                if let Err(error) = socket.send(Message::Ping(Vec::new().into())).await {
-                    return Ended::Failed(error.to_string());
+                let ping = tokio::time::timeout(send_timeout, socket.send(Message::Ping(Vec::new().into()))).await;
+                match ping {
+                    Ok(Ok(())) => {}
+                    Ok(Err(error)) => return Ended::Failed(error.to_string()),
+                    Err(_) => return Ended::Failed("the peer stopped reading".to_owned()),
                 }
             }
             _ = stop.changed() => return close(&mut socket, CloseCode::Away, "shutting down").await,
@@ -161,7 +175,20 @@ where
     };
     // Best effort: the other side may be gone already.
     let _ = tokio::time::timeout(Duration::from_secs(1), socket.close(Some(frame))).await;
+    finish(socket).await;
     Ended::Closed
+}
+
+/// Reads until the peer's side of the closing handshake is done (or a second passed), so
+/// the close is clean for both sides instead of a dropped connection.
+async fn finish<S>(socket: &mut WebSocketStream<S>)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        while let Some(Ok(_)) = socket.next().await {}
+    })
+    .await;
 }
 
 async fn fail<S>(socket: &mut WebSocketStream<S>, code: CloseCode, reason: &str) -> Ended

@@ -345,6 +345,11 @@ impl Repo {
         }
     }
 
+    /// Whether [`close`](Self::close) was called.
+    pub fn is_closed(&self) -> bool {
+        self.shared.is_closed()
+    }
+
     /// This repo's id on connections.
     pub fn peer_id(&self) -> &PeerId {
         &self.shared.config.sync.peer_id
