@@ -7,7 +7,7 @@ mod common;
 
 use std::{sync::Arc, time::Duration};
 
-use common::{eventually, number};
+use common::{Rng, eventually, number};
 use weft::{
     ChangeOrigin, DocEvent, DocHandle, DocumentId, Error, Repo, RepoConfig, Role, Transport,
     automerge::{ROOT, transaction::Transactable},
@@ -314,19 +314,6 @@ async fn ephemeral_payloads_reach_the_other_devices_subscribers() {
             panic!("{event:?}")
         };
         assert_eq!((&from, data), (alice.peer_id(), payload));
-    }
-}
-
-/// splitmix64, for the seeded schedule of the test below.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        (z ^ (z >> 31)) % n
     }
 }
 

@@ -18,7 +18,7 @@ use std::{
     sync::Arc,
 };
 
-use common::pump::Store;
+use common::{Rng, pump::Store};
 use weft::{
     DocumentId, PeerId, StorageId,
     automerge::{
@@ -29,25 +29,6 @@ use weft::{
         StorageTask, SyncConfig,
     },
 };
-
-/// splitmix64: small, seedable, good enough to pick faults.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-}
 
 struct Node {
     name: String,
