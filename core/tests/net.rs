@@ -56,6 +56,35 @@ async fn two_devices_sync_directly_with_no_relay() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_find_right_after_dial_waits_for_the_connection() {
+    let alice = Repo::in_memory();
+    let doc = alice.create().await.unwrap();
+    doc.change(|tx| tx.put(ROOT, "title", 1)).await.unwrap();
+    let (url, _stop) = listen(&alice, NetConfig::default()).await;
+
+    // An app dials and looks its document up at once, before the socket is open.
+    let bob = Repo::in_memory();
+    let dialer = bob.dial(url, NetConfig::default());
+    let on_bob = bob.find(doc.id()).await.expect("found once connected");
+    eventually("bob has it", || async {
+        number(&on_bob, "title") == Some(1)
+    })
+    .await;
+
+    // With nobody to dial, an unknown document is refused at once, not after a wait.
+    dialer.stop().await;
+    let refused = std::time::Instant::now();
+    assert!(bob.find(weft::DocumentId::random()).await.is_err());
+    assert!(
+        refused.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        refused.elapsed()
+    );
+    bob.close().await.unwrap();
+    alice.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dialler_reconnects_when_the_listener_comes_back() {
     let alice = Repo::in_memory();
     let bob = Repo::in_memory();

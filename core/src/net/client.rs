@@ -86,6 +86,9 @@ impl Repo {
         let (stop, stopping) = watch::channel(false);
         let repo = self.clone();
         let url = url.into();
+        // Registered before this returns, so that a `find` right after `dial` waits for
+        // the first attempt.
+        let mut first_attempt = (!self.is_closed()).then(|| self.sync_driver().dial_attempt());
         let task = tokio::spawn(async move {
             let mut backoff = FIRST_BACKOFF;
             let mut attempt = 1;
@@ -102,6 +105,12 @@ impl Repo {
                     return;
                 }
                 let _ = state_tx.send(ConnectionState::Connecting { attempt });
+                // Finds made meanwhile wait for this attempt, as for a handshake.
+                let mut dial_attempt = Some(
+                    first_attempt
+                        .take()
+                        .unwrap_or_else(|| repo.sync_driver().dial_attempt()),
+                );
                 let connecting = tokio::time::timeout(
                     config.handshake_timeout,
                     tokio_tungstenite::connect_async_with_config(
@@ -117,7 +126,9 @@ impl Repo {
                 let error = match connected {
                     Ok(Ok((socket, _))) => {
                         let (transport, from_repo, to_repo) = transport_pair();
-                        match repo.connect(transport, Role::Dial).await {
+                        let registered = repo.connect(transport, Role::Dial).await;
+                        dial_attempt = None;
+                        match registered {
                             Ok(_) => {
                                 let _ = state_tx.send(ConnectionState::Connected);
                                 let since = tokio::time::Instant::now();
@@ -146,6 +157,7 @@ impl Repo {
                     Ok(Err(error)) => error.to_string(),
                     Err(_) => "the handshake timed out".to_owned(),
                 };
+                drop(dial_attempt);
                 if *stopping.borrow() {
                     break;
                 }

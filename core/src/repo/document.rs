@@ -16,7 +16,7 @@ use std::{
         Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard,
         atomic::{AtomicBool, Ordering},
     },
-    time::{SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use automerge::{
@@ -39,6 +39,9 @@ use crate::{
         doc_sync::{Context, DocSync},
     },
 };
+
+/// Sync work on one document taking longer than this is logged (at debug level).
+const SLOW_SYNC_WORK: Duration = Duration::from_millis(50);
 
 /// A loaded document, shared by all its handles.
 pub(crate) struct Document {
@@ -596,7 +599,13 @@ impl Document {
         let cx = driver.config.context(Millis(now_millis().max(0) as u64));
         let mut out = Vec::new();
         let DocState { doc, sync } = &mut *state;
+        let started = Instant::now();
         let mut outcome = work(sync, doc, &cx, &mut out);
+        let took = started.elapsed();
+        if took >= SLOW_SYNC_WORK {
+            // Large documents arriving or being served: worth knowing when tuning a relay.
+            tracing::debug!(document = %self.id, ?took, "slow sync work");
+        }
         outcome.deadline = sync.next_deadline(&cx);
         outcome.forgettable = sync.forgettable(doc);
         outcome.engaged = sync.engaged_peers();

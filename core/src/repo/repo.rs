@@ -363,6 +363,20 @@ impl Repo {
     /// Must be called inside a tokio runtime (the sync driver starts on the first call).
     pub async fn connect(&self, transport: Transport, role: Role) -> Result<ConnectionId> {
         self.shared.ensure_open()?;
+        let sync = self.sync_driver();
+        let (reply, connected) = tokio::sync::oneshot::channel();
+        sync.send(Command::Connect {
+            transport,
+            role,
+            reply,
+        });
+        connected
+            .await
+            .map_err(|_| Error::Internal("the sync driver stopped".to_owned()))
+    }
+
+    /// The sync driver, started on the first call (inside a tokio runtime).
+    pub(crate) fn sync_driver(&self) -> &SyncHandle {
         let mut started = false;
         let sync = self.shared.sync.get_or_init(|| {
             started = true;
@@ -375,15 +389,7 @@ impl Repo {
                 sync.send(Command::Opened(document));
             }
         }
-        let (reply, connected) = tokio::sync::oneshot::channel();
-        sync.send(Command::Connect {
-            transport,
-            role,
-            reply,
-        });
-        connected
-            .await
-            .map_err(|_| Error::Internal("the sync driver stopped".to_owned()))
+        sync
     }
 
     fn loaded(&self, id: DocumentId) -> Option<Arc<Document>> {

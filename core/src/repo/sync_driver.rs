@@ -22,8 +22,8 @@ use crate::{
     wire::{Message, PeerMetadata},
 };
 
-/// How long a `find` waits for connections in their handshake before asking the peers
-/// already there.
+/// How long a `find` waits for connections in their handshake (or being dialed) before
+/// asking the peers already there.
 const HANDSHAKE_WAIT_MS: u64 = 2_000;
 
 /// How many messages may wait for a document being loaded.
@@ -122,6 +122,9 @@ pub(crate) enum Command {
         document: DocumentId,
         loaded: Option<Arc<Document>>,
     },
+    /// A dialer started (`true`) or ended (`false`) an attempt to connect: while one is
+    /// under way, finds wait for it as for a handshake.
+    Dialing(bool),
     /// The app wants a document it does not have: ask peers. `None` if nobody has it.
     Want {
         document: DocumentId,
@@ -147,6 +150,18 @@ pub(crate) struct SyncHandle {
     commands: mpsc::UnboundedSender<Command>,
     pub(crate) config: SyncConfig,
     pub(crate) runtime: tokio::runtime::Handle,
+}
+
+/// A dialer's connection attempt, from before its TCP connect until its connection is
+/// registered with the driver or the attempt failed: finds wait for it (see
+/// [`Command::Dialing`]).
+pub(crate) struct DialAttempt(mpsc::UnboundedSender<Command>);
+
+impl Drop for DialAttempt {
+    fn drop(&mut self) {
+        // After shutdown nothing listens, and nothing needs to.
+        let _ = self.0.send(Command::Dialing(false));
+    }
 }
 
 impl fmt::Debug for SyncHandle {
@@ -178,6 +193,7 @@ impl SyncHandle {
             next_connection: 0,
             commands: commands.clone(),
             deferred: Vec::new(),
+            dialing: 0,
             deadlines: HashMap::new(),
             engaged: HashMap::new(),
             config: config.clone(),
@@ -197,6 +213,12 @@ impl SyncHandle {
     pub(crate) fn send(&self, command: Command) {
         // After shutdown nothing listens, and nothing needs to.
         let _ = self.commands.send(command);
+    }
+
+    /// Tells the driver that a dialer is connecting until the returned guard is dropped.
+    pub(crate) fn dial_attempt(&self) -> DialAttempt {
+        self.send(Command::Dialing(true));
+        DialAttempt(self.commands.clone())
     }
 
     /// Stops the driver: connections close, documents are let go.
@@ -230,6 +252,8 @@ struct Driver {
     commands: mpsc::UnboundedSender<Command>,
     /// `find`s that wait (since when) for connections still in their handshake.
     deferred: Vec<(DocumentId, FindReply, Millis)>,
+    /// Connection attempts of dialers under way (TCP and WebSocket handshakes).
+    dialing: usize,
     /// The connections syncing each document, as its last sync work reported them:
     /// ephemeral messages go to them, in the order they arrive here.
     engaged: HashMap<DocumentId, Vec<ConnectionId>>,
@@ -363,12 +387,19 @@ impl Driver {
             Command::Opened(document) => self.opened(document),
             Command::Loaded { document, loaded } => self.loaded(document, loaded, &mut out),
             Command::Want { document, reply } => {
-                if self.hub.handshaking() {
+                if self.connecting() {
                     // A peer still introducing itself may have it.
                     self.deferred.push((document, reply, now()));
                 } else {
                     self.want(document, reply);
                 }
+            }
+            Command::Dialing(started) => {
+                self.dialing = if started {
+                    self.dialing + 1
+                } else {
+                    self.dialing.saturating_sub(1)
+                };
             }
             Command::Broadcast { document, data } => {
                 // Numbered here, where messages are sent in order: JS peers drop a count
@@ -411,7 +442,7 @@ impl Driver {
         if self.deferred.is_empty() {
             return;
         }
-        let handshaking = self.hub.handshaking();
+        let handshaking = self.connecting();
         let cutoff = Millis(now().0.saturating_sub(HANDSHAKE_WAIT_MS));
         let (ready, wait): (Vec<_>, Vec<_>) = std::mem::take(&mut self.deferred)
             .into_iter()
@@ -420,6 +451,12 @@ impl Driver {
         for (document, reply, _) in ready {
             self.want(document, reply);
         }
+    }
+
+    /// Whether a peer is being connected or is introducing itself: it may have what a
+    /// `find` asks for.
+    fn connecting(&self) -> bool {
+        self.dialing > 0 || self.hub.handshaking()
     }
 
     fn forget(&mut self, document: DocumentId) {
@@ -558,8 +595,12 @@ impl Driver {
         let repo = self.repo.clone();
         let commands = self.commands.clone();
         self.repo.spawn_background(async move {
+            let started = std::time::Instant::now();
             let loaded = match repo.load_for_sync(document).await {
-                Ok(doc) => Some(doc),
+                Ok(doc) => {
+                    tracing::debug!(%document, took = ?started.elapsed(), "loaded for a peer");
+                    Some(doc)
+                }
                 Err(error) => {
                     tracing::warn!(%document, %error, "document cannot be loaded for a peer");
                     None
