@@ -11,8 +11,9 @@
 
 mod common;
 
+use common::trace::{self, EDITS_PER_COMMIT, Edit, apply, load_trace};
+
 use std::{
-    io::Read,
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -23,58 +24,14 @@ use weft::{
     store::Synchronous,
 };
 
-const EDITS_PER_COMMIT: usize = 100;
 const LOAD_SAMPLES: usize = 5;
 /// Changes in flight in the pipelined replay (an editor that keeps applying keystrokes
 /// while earlier changes are being written).
 const PIPELINE: usize = 32;
 
-/// One edit of the trace: at `position`, delete `delete` characters, then insert `insert`.
-struct Edit {
-    position: usize,
-    delete: isize,
-    insert: String,
-}
-
-fn load_trace() -> Vec<Edit> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/benches/data/automerge-paper-edits.json.gz"
-    );
-    let mut json = String::new();
-    flate2::read::GzDecoder::new(std::fs::File::open(path).unwrap())
-        .read_to_string(&mut json)
-        .unwrap();
-    let raw: Vec<serde_json::Value> = serde_json::from_str(&json).unwrap();
-    raw.iter()
-        .map(|edit| Edit {
-            position: edit[0].as_u64().unwrap() as usize,
-            delete: edit[1].as_i64().unwrap() as isize,
-            insert: edit
-                .get(2)
-                .and_then(|v| v.as_str())
-                .unwrap_or("")
-                .to_owned(),
-        })
-        .collect()
-}
-
-fn apply(tx: &mut impl Transactable, text: &ObjId, edits: &[Edit]) {
-    for edit in edits {
-        tx.splice_text(text, edit.position, edit.delete, &edit.insert)
-            .unwrap();
-    }
-}
-
 fn replay_raw(edits: &[Edit]) -> (Duration, AutoCommit, ObjId) {
     let start = Instant::now();
-    let mut doc = AutoCommit::new();
-    let text = doc.put_object(ROOT, "text", ObjType::Text).unwrap();
-    doc.commit();
-    for batch in edits.chunks(EDITS_PER_COMMIT) {
-        apply(&mut doc, &text, batch);
-        doc.commit();
-    }
+    let (doc, text) = trace::replay_raw(edits);
     (start.elapsed(), doc, text)
 }
 

@@ -3,6 +3,8 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub(crate) mod trace;
+
 use std::{path::PathBuf, time::Duration};
 
 /// CPU model and core count, from /proc (Linux), for the report.
