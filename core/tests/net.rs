@@ -85,6 +85,28 @@ async fn a_find_right_after_dial_waits_for_the_connection() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_find_waiting_for_a_failed_dial_is_answered_at_once() {
+    // A port nobody listens on: the attempt fails with "connection refused" at once.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let bob = Repo::in_memory();
+    let dialer = bob.dial(format!("ws://{port}"), NetConfig::default());
+    let asked = std::time::Instant::now();
+    assert!(bob.find(weft::DocumentId::random()).await.is_err());
+    // Not held for the 2 s a find gives a connection in progress.
+    assert!(
+        asked.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        asked.elapsed()
+    );
+    dialer.stop().await;
+    bob.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dialler_reconnects_when_the_listener_comes_back() {
     let alice = Repo::in_memory();
     let bob = Repo::in_memory();

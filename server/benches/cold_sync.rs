@@ -38,7 +38,7 @@ use tokio::{
     net::{TcpListener, TcpStream},
 };
 use weft::{
-    DocumentId, Repo,
+    DocumentId, Repo, RepoConfig,
     automerge::{AutoCommit, Automerge, ChangeHash, ObjType, ROOT, transaction::Transactable},
     net::{ConnectionState, NetConfig},
     store::{Chunk, ChunkKind, SqliteOptions, SqliteStorage, Storage, WriteOp},
@@ -185,9 +185,11 @@ fn seed(server: Server, data: &Path, corpus: &Corpus, runtime: &tokio::runtime::
     }
 }
 
-/// A server process serving its data folder.
+/// A server process serving its data folder; killed if dropped without [`Running::stop`]
+/// (a failed benchmark leaves nothing running).
 struct Running {
     child: Child,
+    stopped: bool,
     /// The JS server exits when its stdin closes.
     stdin: Option<ChildStdin>,
     address: SocketAddr,
@@ -234,6 +236,7 @@ fn start(server: Server, data: &Path) -> Running {
     Running {
         stdin: child.stdin.take(),
         child,
+        stopped: false,
         address,
     }
 }
@@ -251,7 +254,17 @@ impl Running {
             }
         }
         let status = self.child.wait().unwrap();
+        self.stopped = true;
         assert!(status.success(), "the server exits cleanly: {status}");
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if !self.stopped {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 
@@ -296,6 +309,21 @@ impl CountingProxy {
             self.to_client.load(Ordering::Relaxed),
         )
     }
+
+    /// The bytes once traffic has stopped for 200 ms (replies still in flight when the
+    /// client had everything count too).
+    async fn settled_bytes(&self) -> (u64, u64) {
+        let mut last = self.bytes();
+        for _ in 0..100 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let now = self.bytes();
+            if now == last {
+                break;
+            }
+            last = now;
+        }
+        last
+    }
 }
 
 impl Drop for CountingProxy {
@@ -335,7 +363,10 @@ struct Sample {
 /// all `documents` at once; the clock stops when each has the server's heads.
 async fn empty_client(server: SocketAddr, documents: Arc<Vec<Stored>>) -> Sample {
     let proxy = CountingProxy::start(server).await;
-    let repo = Repo::in_memory();
+    // A slow server must be measured, not refused: peers get as long as the benchmark.
+    let mut config = RepoConfig::default();
+    config.sync.request_timeout_ms = PATIENCE.as_millis() as u64;
+    let repo = Repo::in_memory_with(config);
     let start = Instant::now();
     let dialer = repo.dial(format!("ws://{}", proxy.address), NetConfig::default());
     let mut finds = tokio::task::JoinSet::new();
@@ -363,7 +394,7 @@ async fn empty_client(server: SocketAddr, documents: Arc<Vec<Stored>>) -> Sample
     .await
     .expect("the client gets every document in time");
     let time = start.elapsed();
-    let (to_server, to_client) = proxy.bytes();
+    let (to_server, to_client) = proxy.settled_bytes().await;
     assert_eq!(dialer.state(), ConnectionState::Connected);
     dialer.stop().await;
     repo.close().await.unwrap();

@@ -87,8 +87,10 @@ impl Repo {
         let repo = self.clone();
         let url = url.into();
         // Registered before this returns, so that a `find` right after `dial` waits for
-        // the first attempt.
-        let mut first_attempt = (!self.is_closed()).then(|| self.sync_driver().dial_attempt());
+        // the first attempt. Until the first connection, finds wait for every attempt;
+        // after it, a reconnecting dialer does not hold them up.
+        let mut first_attempt = self.sync_driver().map(|sync| sync.dial_attempt());
+        let mut ever_connected = false;
         let task = tokio::spawn(async move {
             let mut backoff = FIRST_BACKOFF;
             let mut attempt = 1;
@@ -106,11 +108,11 @@ impl Repo {
                 }
                 let _ = state_tx.send(ConnectionState::Connecting { attempt });
                 // Finds made meanwhile wait for this attempt, as for a handshake.
-                let mut dial_attempt = Some(
-                    first_attempt
-                        .take()
-                        .unwrap_or_else(|| repo.sync_driver().dial_attempt()),
-                );
+                let mut dial_attempt = first_attempt.take().or_else(|| {
+                    (!ever_connected)
+                        .then(|| repo.sync_driver().map(|sync| sync.dial_attempt()))
+                        .flatten()
+                });
                 let connecting = tokio::time::timeout(
                     config.handshake_timeout,
                     tokio_tungstenite::connect_async_with_config(
@@ -130,6 +132,7 @@ impl Repo {
                         dial_attempt = None;
                         match registered {
                             Ok(_) => {
+                                ever_connected = true;
                                 let _ = state_tx.send(ConnectionState::Connected);
                                 let since = tokio::time::Instant::now();
                                 let ended =

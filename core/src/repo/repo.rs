@@ -22,7 +22,7 @@ use super::{
     doc_handle::DocHandle,
     document::{Decoded, Document, load_untrusted, now_millis},
     executor::Executor,
-    sync_driver::{Command, Role, SyncHandle, Transport},
+    sync_driver::{Command, FIND_DEFERRAL, Role, SyncHandle, Transport},
 };
 use crate::{
     DocumentId, Error, PeerId, Result, StorageId,
@@ -74,8 +74,11 @@ pub(crate) struct RepoShared {
     /// Threads for document work (closures, automerge loads and saves).
     pub(crate) executor: Executor,
     closed: AtomicBool,
-    /// The sync driver, started by the first [`Repo::connect`].
+    /// The sync driver, started by the first [`Repo::connect`] or [`Repo::dial`].
     pub(crate) sync: OnceLock<SyncHandle>,
+    /// Held while the driver starts and while `close` marks the repo closed, so that a
+    /// driver is never started after `close` looked for one to stop.
+    sync_start: Mutex<()>,
 }
 
 impl RepoShared {
@@ -206,6 +209,7 @@ impl Repo {
             executor: Executor::per_core(),
             closed: AtomicBool::new(false),
             sync: OnceLock::new(),
+            sync_start: Mutex::new(()),
         });
         Self {
             _lifetime: Arc::new(Lifetime(Arc::downgrade(&shared))),
@@ -338,7 +342,8 @@ impl Repo {
         });
         // The engine answers within its request timeout; this bound only guards against a
         // stopped driver.
-        let patience = Duration::from_millis(sync.config.request_timeout_ms.saturating_mul(2));
+        let patience =
+            Duration::from_millis(sync.config.request_timeout_ms.saturating_mul(2)) + FIND_DEFERRAL;
         match tokio::time::timeout(patience, answer).await {
             Ok(Ok(Some(document))) => Ok(DocHandle::new(document)),
             Ok(Ok(None)) | Ok(Err(_)) | Err(_) => Err(Error::DocumentNotFound(id)),
@@ -362,8 +367,7 @@ impl Repo {
     ///
     /// Must be called inside a tokio runtime (the sync driver starts on the first call).
     pub async fn connect(&self, transport: Transport, role: Role) -> Result<ConnectionId> {
-        self.shared.ensure_open()?;
-        let sync = self.sync_driver();
+        let sync = self.sync_driver().ok_or(Error::Closed)?;
         let (reply, connected) = tokio::sync::oneshot::channel();
         sync.send(Command::Connect {
             transport,
@@ -375,8 +379,17 @@ impl Repo {
             .map_err(|_| Error::Internal("the sync driver stopped".to_owned()))
     }
 
-    /// The sync driver, started on the first call (inside a tokio runtime).
-    pub(crate) fn sync_driver(&self) -> &SyncHandle {
+    /// The sync driver, started on the first call (inside a tokio runtime); `None` once the
+    /// repo is closed.
+    pub(crate) fn sync_driver(&self) -> Option<&SyncHandle> {
+        let _starting = self
+            .shared
+            .sync_start
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if self.is_closed() {
+            return None;
+        }
         let mut started = false;
         let sync = self.shared.sync.get_or_init(|| {
             started = true;
@@ -389,7 +402,7 @@ impl Repo {
                 sync.send(Command::Opened(document));
             }
         }
-        sync
+        Some(sync)
     }
 
     fn loaded(&self, id: DocumentId) -> Option<Arc<Document>> {
@@ -470,8 +483,15 @@ impl Repo {
     /// then closes the storage, checkpointing SQLite's WAL. Handles still open fail with
     /// [`Error::Closed`] afterwards. Closing again does nothing.
     pub async fn close(&self) -> Result<()> {
-        if self.shared.closed.swap(true, Ordering::AcqRel) {
-            return Ok(());
+        {
+            let _starting = self
+                .shared
+                .sync_start
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if self.shared.closed.swap(true, Ordering::AcqRel) {
+                return Ok(());
+            }
         }
         // No more remote changes: connections close, synced documents are let go.
         if let Some(sync) = self.shared.sync.get() {

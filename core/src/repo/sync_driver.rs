@@ -26,11 +26,19 @@ use crate::{
 /// asking the peers already there.
 const HANDSHAKE_WAIT_MS: u64 = 2_000;
 
+/// Loading a document for a peer taking longer than this is logged (at debug level).
+const SLOW_LOAD: Duration = Duration::from_millis(50);
+
 /// How many messages may wait for a document being loaded.
 const MAX_LOADING_BACKLOG: usize = 1024;
 
 /// How often documents' timers (request timeouts, throttled saves, retries) are checked.
 const TICK: Duration = Duration::from_millis(500);
+
+/// The longest a `find` may wait before its peers are asked: the handshake wait, checked
+/// on the next tick.
+pub(crate) const FIND_DEFERRAL: Duration =
+    Duration::from_millis(HANDSHAKE_WAIT_MS + TICK.as_millis() as u64);
 
 /// A message channel to one peer: binary frames out and in. Dropping it (or the other side
 /// ending `incoming`) ends the connection.
@@ -598,7 +606,10 @@ impl Driver {
             let started = std::time::Instant::now();
             let loaded = match repo.load_for_sync(document).await {
                 Ok(doc) => {
-                    tracing::debug!(%document, took = ?started.elapsed(), "loaded for a peer");
+                    let took = started.elapsed();
+                    if took >= SLOW_LOAD {
+                        tracing::debug!(%document, ?took, "slow load for a peer");
+                    }
                     Some(doc)
                 }
                 Err(error) => {
