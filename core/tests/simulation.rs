@@ -211,6 +211,7 @@ impl Sim {
             Input::Connected {
                 connection: lc,
                 dialed: false,
+                access: weft::sync::Access::full(),
             },
         );
         self.input(
@@ -218,6 +219,7 @@ impl Sim {
             Input::Connected {
                 connection: dc,
                 dialed: true,
+                access: weft::sync::Access::full(),
             },
         );
     }

@@ -10,8 +10,9 @@ use std::sync::Arc;
 use common::pump::{OUTSIDE, Pump};
 use weft::{
     DocumentId, PeerId, StorageId,
-    automerge::{Automerge, ROOT, ReadDoc, Value, transaction::Transactable},
-    sync::{Input, LocalChange, Notification, ServeOnRequest, SyncConfig},
+    automerge::sync,
+    automerge::{Automerge, AutomergeError, ROOT, ReadDoc, Value, transaction::Transactable},
+    sync::{Access, Input, LocalChange, Notification, Scope, ServeOnRequest, SyncConfig},
     wire::{self, Message, PeerMetadata},
 };
 
@@ -578,4 +579,155 @@ fn an_empty_peer_gets_the_whole_compressed_document_in_the_first_round() {
         to_bob
     );
     assert!(total * 10 <= saved * 11, "{total} > 1.1 x {saved}");
+}
+
+/// Mallory may read and write only `hers`; the relay holds a document of alice's too.
+fn relay_with_a_limited_peer() -> (Pump, usize, usize, usize, DocumentId, usize) {
+    let mut pump = Pump::default();
+    let (alice, relay, mallory) = (
+        device(&mut pump, "alice"),
+        relay(&mut pump, "relay"),
+        device(&mut pump, "mallory"),
+    );
+    pump.connect(alice, relay);
+    let private = create(&mut pump, alice);
+    let hers = DocumentId::random();
+    let link = pump.connect_with(
+        mallory,
+        relay,
+        Access::new(Scope::none(), Scope::documents([hers])),
+    );
+    (pump, alice, relay, mallory, private, link)
+}
+
+#[test]
+fn a_document_a_peer_may_not_read_is_answered_exactly_like_an_unknown_one() {
+    let (mut pump, alice, relay, mallory, private, link) = relay_with_a_limited_peer();
+    let unknown = DocumentId::random();
+    open(&mut pump, mallory, private);
+    open(&mut pump, mallory, unknown);
+    let answers = sent(&pump, link, 1);
+    // The same message, field for field, but for the id asked about.
+    let as_unknown = |m: &Message, asked: DocumentId| match m {
+        Message::DocUnavailable {
+            sender,
+            target,
+            document,
+        } if *document == asked => Some((sender.clone(), target.clone())),
+        _ => None,
+    };
+    let forbidden: Vec<_> = answers
+        .iter()
+        .filter_map(|m| as_unknown(m, private))
+        .collect();
+    let missing: Vec<_> = answers
+        .iter()
+        .filter_map(|m| as_unknown(m, unknown))
+        .collect();
+    assert_eq!(forbidden.len(), 1, "{answers:?}");
+    assert_eq!(forbidden, missing);
+    assert_eq!(
+        answers
+            .iter()
+            .filter(|m| m.document() == Some(private))
+            .count(),
+        1,
+        "nothing else about it: {answers:?}"
+    );
+    assert!(
+        pump.nodes[mallory].engine.document(private).is_none()
+            || value(&pump, mallory, private, "title").is_none()
+    );
+    // Her presence messages on it reach nobody.
+    pump.input(
+        mallory,
+        Input::Broadcast {
+            document: private,
+            data: vec![1],
+        },
+    );
+    pump.run();
+    assert!(
+        !pump.nodes[alice]
+            .notes
+            .iter()
+            .any(|n| matches!(n, Notification::Ephemeral { .. }))
+    );
+    assert!(
+        !pump.nodes[relay]
+            .notes
+            .iter()
+            .any(|n| matches!(n, Notification::Ephemeral { .. }))
+    );
+}
+
+#[test]
+fn changes_from_a_read_only_peer_are_refused_and_it_keeps_receiving() {
+    let mut pump = Pump::default();
+    let (alice, relay, reader) = (
+        device(&mut pump, "alice"),
+        relay(&mut pump, "relay"),
+        device(&mut pump, "reader"),
+    );
+    pump.connect(alice, relay);
+    let document = create(&mut pump, alice);
+    pump.connect_with(reader, relay, Access::read_only());
+    open(&mut pump, reader, document);
+    assert_eq!(value(&pump, reader, document, "title"), Some(1));
+
+    // A weft reader writes: the relay's read-only sync state tells its automerge not to
+    // send (and the relay would not apply); the pump settling shows they do not argue.
+    put(&mut pump, reader, document, "forged", 1);
+    assert_eq!(value(&pump, relay, document, "forged"), None);
+    assert_eq!(value(&pump, alice, document, "forged"), None);
+    // It still hears alice's changes.
+    put(&mut pump, alice, document, "after", 7);
+    assert_eq!(value(&pump, reader, document, "after"), Some(7));
+
+    // A peer that sends changes anyway (an older automerge ignores the flag): nothing is
+    // applied, stored or forwarded, and it is told why once, however often it tries.
+    let outside = pump.connect_with(OUTSIDE, relay, Access::read_only());
+    pump.inject(outside, join("writer", Some(vec!["1"])));
+    for n in 0..3 {
+        let mut forged = doc(&pump, relay, document).fork();
+        forged
+            .transact::<_, _, AutomergeError>(|tx| {
+                tx.put(ROOT, "forged", n)?;
+                Ok(())
+            })
+            .unwrap();
+        let change = forged.get_last_local_change().unwrap().raw_bytes().to_vec();
+        let message = sync::Message {
+            heads: forged.get_heads(),
+            need: Vec::new(),
+            have: Vec::new(),
+            changes: vec![change].into(),
+            flags: None,
+            version: sync::MessageVersion::V1,
+        };
+        pump.inject(
+            outside,
+            wire::encode(&Message::Sync {
+                sender: PeerId::new("writer"),
+                target: PeerId::new("relay"),
+                document,
+                data: message.encode(),
+            }),
+        );
+    }
+    assert_eq!(value(&pump, relay, document, "forged"), None);
+    assert_eq!(value(&pump, alice, document, "forged"), None);
+    let errors: Vec<_> = pump.outside_inbox[&outside]
+        .iter()
+        .filter_map(|m| match m {
+            Message::Error { message, .. } => Some(message.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].contains("may read the document but not write it"),
+        "{errors:?}"
+    );
+    assert!(!pump.closed.iter().any(|(link, _)| *link == outside));
 }

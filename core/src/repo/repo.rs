@@ -30,7 +30,7 @@ use crate::{
         Chunk, ChunkKind, DocumentMeta, MemoryStorage, SqliteStorage, Storage, StorageError,
         WriteDone, WriteOp,
     },
-    sync::ConnectionId,
+    sync::{Access, ConnectionId},
 };
 
 /// The documents of one replica (a device or a relay) and their storage.
@@ -366,12 +366,26 @@ impl Repo {
     /// handshake and syncing go on in the background until either side closes it.
     ///
     /// Must be called inside a tokio runtime (the sync driver starts on the first call).
+    /// The peer is trusted: see [`connect_with`](Self::connect_with) to limit it.
     pub async fn connect(&self, transport: Transport, role: Role) -> Result<ConnectionId> {
+        self.connect_with(transport, role, Access::full()).await
+    }
+
+    /// Like [`connect`](Self::connect), for a peer that may read and write only what
+    /// `access` says (from credentials it presented): other documents are unknown to it,
+    /// and its changes to documents it may only read are refused.
+    pub async fn connect_with(
+        &self,
+        transport: Transport,
+        role: Role,
+        access: Access,
+    ) -> Result<ConnectionId> {
         let sync = self.sync_driver().ok_or(Error::Closed)?;
         let (reply, connected) = tokio::sync::oneshot::channel();
         sync.send(Command::Connect {
             transport,
             role,
+            access,
             reply,
         });
         connected

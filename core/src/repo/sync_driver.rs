@@ -14,7 +14,7 @@ use super::{
 use crate::{
     DocumentId, PeerId,
     sync::{
-        ConnectionId, Effect, Millis, Notification, SyncConfig,
+        Access, ConnectionId, Effect, Millis, Notification, SyncConfig,
         doc_sync::Gossip,
         hub::{DocMessage, Hub, Routed, send},
         types::{PeerFault, SharedPeer},
@@ -107,6 +107,7 @@ pub(crate) enum Command {
     Connect {
         transport: Transport,
         role: Role,
+        access: Access,
         reply: oneshot::Sender<ConnectionId>,
     },
     Received {
@@ -313,13 +314,14 @@ impl Driver {
             Command::Connect {
                 transport,
                 role,
+                access,
                 reply,
             } => {
                 self.next_connection += 1;
                 let connection = ConnectionId(self.next_connection);
                 self.connections.insert(connection, transport.outgoing);
                 self.hub
-                    .connected(connection, role == Role::Dial, now(), &mut out);
+                    .connected(connection, role == Role::Dial, access, now(), &mut out);
                 let commands = self.commands.clone();
                 let mut incoming = transport.incoming;
                 let mut stopping = self.stopping.clone();

@@ -15,7 +15,8 @@ use super::{
     hub::{DocMessage, send},
     policy::SharePolicy,
     types::{
-        ConnectionId, Effect, LocalChange, Millis, Notification, PeerFault, SharedPeer, StorageTask,
+        ConnectionId, Effect, LocalChange, Millis, Notification, PeerFault, PeerInfo, SharedPeer,
+        StorageTask,
     },
 };
 use crate::{DocumentId, PeerId, StorageId, wire::Message};
@@ -71,6 +72,8 @@ struct DocPeer {
     wants: bool,
     /// We answered its request with `doc-unavailable`.
     told_unavailable: bool,
+    /// We told it (by an `error`) that its changes to this document are refused.
+    told_read_only: bool,
     /// Shared heads when the sync state was last saved, and since when they differ.
     saved_shared_heads: Vec<ChangeHash>,
     dirty_since: Option<Millis>,
@@ -165,7 +168,7 @@ impl DocSync {
         for peer in self.peers.values_mut() {
             if peer.status == Status::Unavailable {
                 peer.status = Status::Quiet;
-                peer.sync = sync::State::new();
+                peer.sync = fresh_state(&peer.info, self.id);
             }
         }
         self.flush(cx, doc, out);
@@ -183,7 +186,7 @@ impl DocSync {
         if self.peers.contains_key(&peer.connection) {
             return; // added already: keep what we know of it
         }
-        let access = cx.policy.access(&peer, self.id);
+        let access = peer.access.can_read(self.id) && cx.policy.access(&peer, self.id);
         let announce = access && cx.policy.announce(&peer, self.id);
         let storage = peer.persistent_storage().cloned();
         let connection = peer.connection;
@@ -192,8 +195,8 @@ impl DocSync {
         self.peers.insert(
             connection,
             DocPeer {
+                sync: fresh_state(&peer, self.id),
                 info: peer,
-                sync: sync::State::new(),
                 state_pending: storage.is_some() && !announce,
                 loading_state: load_now,
                 waiting: Vec::new(),
@@ -202,6 +205,7 @@ impl DocSync {
                 status: Status::Quiet,
                 wants: false,
                 told_unavailable: false,
+                told_read_only: false,
                 saved_shared_heads: Vec::new(),
                 dirty_since: None,
             },
@@ -252,6 +256,9 @@ impl DocSync {
                 peer.sync = state
                     .and_then(|bytes| sync::State::decode(bytes).ok())
                     .unwrap_or_default();
+                // What it may write is decided by this connection, not by a saved state.
+                peer.sync
+                    .set_read_only(!peer.info.access.can_write(self.id));
                 peer.saved_shared_heads = peer.sync.shared_heads.clone();
                 peer.loading_state = false;
                 ready.push((*connection, std::mem::take(&mut peer.waiting)));
@@ -397,6 +404,25 @@ impl DocSync {
         let message = sync::Message::decode(data).map_err(|error| {
             PeerFault(format!("invalid automerge sync message for {id}: {error}"))
         })?;
+        if !message.changes.is_empty() && !peer.info.access.can_write(id) {
+            // Automerge leaves the changes out (the state is read-only, see `fresh_state`);
+            // the peer hears why, once.
+            tracing::debug!(document = %id, peer = %peer.info.peer_id, "changes from a read-only peer refused");
+            if !peer.told_read_only {
+                peer.told_read_only = true;
+                send(
+                    out,
+                    connection,
+                    &Message::Error {
+                        sender: Some(cx.me.clone()),
+                        target: Some(peer.info.peer_id.clone()),
+                        message: format!(
+                            "changes to {id} refused: this connection may read the document but not write it"
+                        ),
+                    },
+                );
+            }
+        }
         let their_heads = message.heads.clone();
         peer.status = Status::Syncing;
         peer.wants = request && their_heads.is_empty();
@@ -709,6 +735,16 @@ impl DocSync {
                 document: self.id,
             }));
         }
+    }
+}
+
+/// A new sync state with `peer`: read-only (automerge applies none of its changes and asks
+/// for none) if it may not write `document`.
+fn fresh_state(peer: &PeerInfo, document: DocumentId) -> sync::State {
+    if peer.access.can_write(document) {
+        sync::State::new()
+    } else {
+        sync::State::new_read_only()
     }
 }
 

@@ -201,9 +201,13 @@ impl Engine {
         self.now = self.now.max(now);
         let mut out = Vec::new();
         match input {
-            Input::Connected { connection, dialed } => {
-                self.hub.connected(connection, dialed, self.now, &mut out)
-            }
+            Input::Connected {
+                connection,
+                dialed,
+                access,
+            } => self
+                .hub
+                .connected(connection, dialed, access, self.now, &mut out),
             Input::Received { connection, bytes } => {
                 let routed = self.hub.receive(connection, &bytes, &mut out);
                 self.route(routed, &mut out);

@@ -7,6 +7,7 @@ use std::{
 
 use automerge::ChangeHash;
 
+use super::access::Access;
 use super::types::{ConnectionId, Effect, Millis, Notification, PeerFault, PeerInfo, SharedPeer};
 use crate::{
     DocumentId, PeerId, StorageId,
@@ -52,9 +53,9 @@ pub(crate) enum Routed {
 
 enum Connection {
     /// We accepted it at `since` and wait for the peer's `join`.
-    AwaitingJoin { since: Millis },
+    AwaitingJoin { since: Millis, access: Access },
     /// We dialled at `since`, sent `join`, and wait for `peer`.
-    AwaitingPeer { since: Millis },
+    AwaitingPeer { since: Millis, access: Access },
     Established {
         peer: SharedPeer,
         /// Storage ids whose heads the peer wants to hear about.
@@ -102,6 +103,7 @@ impl Hub {
         &mut self,
         connection: ConnectionId,
         dialed: bool,
+        access: Access,
         now: Millis,
         out: &mut Vec<Effect>,
     ) {
@@ -116,10 +118,10 @@ impl Hub {
                 },
             );
             self.connections
-                .insert(connection, Connection::AwaitingPeer { since: now });
+                .insert(connection, Connection::AwaitingPeer { since: now, access });
         } else {
             self.connections
-                .insert(connection, Connection::AwaitingJoin { since: now });
+                .insert(connection, Connection::AwaitingJoin { since: now, access });
         }
     }
 
@@ -150,7 +152,7 @@ impl Hub {
             .connections
             .iter()
             .filter_map(|(connection, state)| match state {
-                Connection::AwaitingJoin { since } | Connection::AwaitingPeer { since }
+                Connection::AwaitingJoin { since, .. } | Connection::AwaitingPeer { since, .. }
                     if since.plus(timeout_ms) <= now =>
                 {
                     Some(*connection)
@@ -302,13 +304,15 @@ impl Hub {
                 "unexpected handshake message: the connection is already set up".to_owned(),
             )),
             (Message::Error { message, .. }, _) => {
-                // The peer gives up on us; it closes the connection itself.
+                // Reported, not fatal: a peer that gives up on us closes the connection
+                // itself, and a relay refusing some changes (read-only access) keeps
+                // serving the rest, as the JS client takes it.
                 tracing::warn!(%connection, %message, "peer reported an error");
-                out.push(Effect::Close {
+                out.push(Effect::Notify(Notification::PeerError {
                     connection,
-                    reason: format!("peer reported: {message}"),
-                });
-                Ok(self.disconnected(connection, out))
+                    message,
+                }));
+                Ok(Routed::Nothing)
             }
             (Message::Leave { .. }, _) => {
                 out.push(Effect::Close {
@@ -321,7 +325,7 @@ impl Hub {
                 "{} message before the handshake (join) finished",
                 message.type_name()
             ))),
-            (message, Some(peer)) => Ok(self.route_established(connection, peer, message)),
+            (message, Some(peer)) => Ok(self.route_established(connection, peer, message, out)),
         }
     }
 
@@ -332,10 +336,17 @@ impl Hub {
         metadata: Option<PeerMetadata>,
         out: &mut Vec<Effect>,
     ) -> Routed {
+        let access = match self.connections.get(&connection) {
+            Some(
+                Connection::AwaitingJoin { access, .. } | Connection::AwaitingPeer { access, .. },
+            ) => access.clone(),
+            _ => return Routed::Nothing, // callers check the state first
+        };
         let peer = Arc::new(PeerInfo {
             connection,
             peer_id,
             metadata: metadata.unwrap_or_default(),
+            access,
         });
         self.connections.insert(
             connection,
@@ -353,7 +364,18 @@ impl Hub {
         connection: ConnectionId,
         peer: SharedPeer,
         message: Message,
+        out: &mut Vec<Effect>,
     ) -> Routed {
+        // A document the peer may not read is unknown to it: asked for, it is unavailable
+        // (the same answer as for a document nobody has), and it is never loaded for it.
+        if let Some(document) = message.document()
+            && !peer.access.can_read(document)
+        {
+            if matches!(message, Message::Sync { .. } | Message::Request { .. }) {
+                self.tell_unavailable(&peer, document, out);
+            }
+            return Routed::Nothing;
+        }
         let (document, message) = match message {
             Message::Sync { document, data, .. } => (
                 document,

@@ -18,12 +18,14 @@
 //! [`Engine`] puts them together over documents it keeps in memory, and is what the
 //! simulation drives.
 
+mod access;
 pub(crate) mod doc_sync;
 pub(crate) mod engine;
 pub(crate) mod hub;
 mod policy;
 pub(crate) mod types;
 
+pub use access::{Access, Scope};
 pub use engine::{Engine, SyncConfig};
 pub use policy::{AnnounceAll, ServeOnRequest, SharePolicy};
 pub use types::{

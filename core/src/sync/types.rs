@@ -4,6 +4,7 @@ use std::{fmt, sync::Arc};
 
 use automerge::{AutomergeError, ChangeHash, transaction::Transaction};
 
+use super::access::Access;
 use crate::{DocumentId, PeerId, StorageId, wire::PeerMetadata};
 
 /// Milliseconds since the Unix epoch: the engine's notion of now, given by its driver.
@@ -36,6 +37,8 @@ pub struct PeerInfo {
     pub peer_id: PeerId,
     /// Its storage id and whether it is ephemeral.
     pub metadata: PeerMetadata,
+    /// What it may read and write (from the credentials of its connection).
+    pub access: Access,
 }
 
 impl PeerInfo {
@@ -84,6 +87,8 @@ pub enum Input {
         connection: ConnectionId,
         /// Whether this side dialled.
         dialed: bool,
+        /// What the peer may read and write ([`Access::full`] for a trusted peer).
+        access: Access,
     },
     /// One binary message arrived on a connection.
     Received {
@@ -242,6 +247,14 @@ pub enum Notification {
         connection: ConnectionId,
         /// What it did wrong.
         error: String,
+    },
+    /// A peer sent an `error` message (for instance a relay refusing changes this replica
+    /// may not make); the connection stays open unless the peer closes it.
+    PeerError {
+        /// The connection.
+        connection: ConnectionId,
+        /// The peer's message.
+        message: String,
     },
     /// A document is ready: loaded from storage, created, or received from a peer.
     DocumentReady {

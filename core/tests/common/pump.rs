@@ -133,6 +133,16 @@ impl Pump {
 
     /// Joins two nodes (or a node and [`OUTSIDE`] as the dialler) and runs the handshake.
     pub(crate) fn connect(&mut self, dialer: usize, listener: usize) -> usize {
+        self.connect_with(dialer, listener, weft::sync::Access::full())
+    }
+
+    /// Like `connect`; the listener lets the dialer read and write only what `access` says.
+    pub(crate) fn connect_with(
+        &mut self,
+        dialer: usize,
+        listener: usize,
+        access: weft::sync::Access,
+    ) -> usize {
         let ends = [(dialer, self.connection()), (listener, self.connection())];
         self.links.push(Link { ends, up: true });
         let link = self.links.len() - 1;
@@ -142,6 +152,7 @@ impl Pump {
                 Input::Connected {
                     connection: ends[1].1,
                     dialed: false,
+                    access,
                 },
             );
         }
@@ -151,6 +162,7 @@ impl Pump {
                 Input::Connected {
                     connection: ends[0].1,
                     dialed: true,
+                    access: weft::sync::Access::full(),
                 },
             );
         }
