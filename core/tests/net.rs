@@ -14,7 +14,8 @@ use tokio_tungstenite::tungstenite::{Message, protocol::frame::coding::CloseCode
 use weft::{
     Repo, RepoConfig,
     automerge::{ROOT, transaction::Transactable},
-    net::{ConnectionState, NetConfig, serve},
+    net::{Authorize, ConnectionState, NetConfig, Refused, UpgradeRequest, serve, serve_with},
+    sync::Access,
     wire,
 };
 
@@ -231,4 +232,82 @@ async fn hostile_sockets_are_cut_off_alone() {
     })
     .await;
     assert_eq!(dialer.state(), ConnectionState::Connected);
+}
+
+/// Lets in `?token=reader` read-only and `?token=writer` fully; refuses anything else.
+#[derive(Debug)]
+struct Tokens;
+
+impl Authorize for Tokens {
+    fn authorize(&self, request: &UpgradeRequest) -> Result<Access, Refused> {
+        match request.uri().query() {
+            Some("token=writer") => Ok(Access::full()),
+            Some("token=reader") => Ok(Access::read_only()),
+            _ => Err(Refused("unknown token".to_owned())),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listener_checks_credentials_before_a_peer_reaches_the_repo() {
+    let relay = Repo::in_memory();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}", listener.local_addr().unwrap());
+    let (_stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(serve_with(
+        relay.clone(),
+        listener,
+        NetConfig::default(),
+        std::sync::Arc::new(Tokens),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    let doc = relay.create().await.unwrap();
+    doc.change(|tx| tx.put(ROOT, "title", 1)).await.unwrap();
+
+    // A wrong token: turned away with the reason, and the dialler says why.
+    let stranger = Repo::in_memory();
+    let refused = stranger.dial(format!("{url}/?token=guess"), NetConfig::default());
+    let state = refused
+        .wait_for(|s| matches!(s, ConnectionState::Offline { .. }))
+        .await;
+    let ConnectionState::Offline { last_error, .. } = state else {
+        unreachable!()
+    };
+    assert!(
+        last_error.contains("1008") && last_error.contains("unauthorized: unknown token"),
+        "{last_error}"
+    );
+    assert!(stranger.find(doc.id()).await.is_err());
+    refused.stop().await;
+
+    // A reader gets the document, but its change never reaches the relay.
+    let reader = Repo::in_memory();
+    let dialer = reader.dial(format!("{url}/?token=reader"), NetConfig::default());
+    let on_reader = reader.find(doc.id()).await.unwrap();
+    eventually("the reader has it", || async {
+        number(&on_reader, "title") == Some(1)
+    })
+    .await;
+    on_reader
+        .change(|tx| tx.put(ROOT, "forged", 2))
+        .await
+        .unwrap();
+    // A writer's change does reach it, and the reader hears of it.
+    let writer = Repo::in_memory();
+    let writer_dialer = writer.dial(format!("{url}/?token=writer"), NetConfig::default());
+    let on_writer = writer.find(doc.id()).await.unwrap();
+    on_writer
+        .change(|tx| tx.put(ROOT, "edit", 3))
+        .await
+        .unwrap();
+    eventually("the reader hears the writer", || async {
+        number(&on_reader, "edit") == Some(3)
+    })
+    .await;
+    assert_eq!(number(&doc, "forged"), None);
+    assert_eq!(number(&on_writer, "forged"), None);
+    dialer.stop().await;
+    writer_dialer.stop().await;
 }

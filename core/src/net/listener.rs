@@ -8,7 +8,12 @@ use tokio::{
     task::JoinSet,
 };
 
-use super::socket::{Ended, NetConfig, pump, transport_pair};
+use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+
+use super::{
+    authorize::{Authorize, TrustAll},
+    socket::{Ended, NetConfig, pump, refuse, transport_pair},
+};
 use crate::{Repo, Result, Role};
 
 /// How many connections a listener serves at once; more are refused. Keep the process's
@@ -20,11 +25,24 @@ const DRAIN: Duration = Duration::from_secs(10);
 
 /// Accepts WebSocket peers on `listener` for `repo` until `shutdown` resolves; then stops
 /// accepting, closes every connection with a close frame, and returns once they are closed.
-/// (The repo stays open: close it after this returns to finish its writes.)
+/// (The repo stays open: close it after this returns to finish its writes.) Every peer may
+/// read and write everything: see [`serve_with`] to check credentials.
 pub async fn serve(
     repo: Repo,
     listener: TcpListener,
     config: NetConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<()> {
+    serve_with(repo, listener, config, Arc::new(TrustAll), shutdown).await
+}
+
+/// Like [`serve`], asking `authorize` what each peer may read and write before it is
+/// accepted (see [`Authorize`]).
+pub async fn serve_with(
+    repo: Repo,
+    listener: TcpListener,
+    config: NetConfig,
+    authorize: Arc<dyn Authorize>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
@@ -43,9 +61,10 @@ pub async fn serve(
                         drop(stream);
                         continue;
                     };
-                    let (repo, stopping) = (repo.clone(), stopping.clone());
+                    let (repo, stopping, authorize) =
+                        (repo.clone(), stopping.clone(), authorize.clone());
                     connections.spawn(async move {
-                        let ended = accept(repo, stream, config, stopping).await;
+                        let ended = accept(repo, stream, config, &*authorize, stopping).await;
                         tracing::debug!(%address, ?ended, "connection ended");
                         drop(slot);
                     });
@@ -84,17 +103,31 @@ async fn accept(
     repo: Repo,
     stream: TcpStream,
     config: NetConfig,
+    authorize: &dyn Authorize,
     stopping: watch::Receiver<bool>,
 ) -> Ended {
     let _ = stream.set_nodelay(true);
-    let handshake = tokio_tungstenite::accept_async_with_config(stream, Some(config.websocket()));
+    let mut decision = None;
+    // The error type is tungstenite's callback signature, not ours to shrink.
+    #[allow(clippy::result_large_err)]
+    let check = |request: &Request, response: Response| {
+        decision = Some(authorize.authorize(request));
+        Ok(response)
+    };
+    let handshake =
+        tokio_tungstenite::accept_hdr_async_with_config(stream, check, Some(config.websocket()));
     let socket = match tokio::time::timeout(config.handshake_timeout, handshake).await {
         Ok(Ok(socket)) => socket,
         Ok(Err(error)) => return Ended::Failed(format!("WebSocket handshake failed: {error}")),
         Err(_) => return Ended::Failed("WebSocket handshake timed out".to_owned()),
     };
+    let access = match decision {
+        Some(Ok(access)) => access,
+        Some(Err(refused)) => return refuse(socket, repo.peer_id(), &refused.0).await,
+        None => return Ended::Failed("the upgrade request was never seen".to_owned()),
+    };
     let (transport, from_repo, to_repo) = transport_pair();
-    if let Err(error) = repo.connect(transport, Role::Accept).await {
+    if let Err(error) = repo.connect_with(transport, Role::Accept, access).await {
         return Ended::Failed(error.to_string());
     }
     pump(socket, from_repo, to_repo, &config, stopping).await

@@ -5,16 +5,19 @@
 //! sync engine does (handshake, sync, limits) is the same on every transport.
 //! - [`Repo::dial`](crate::Repo::dial): a client that reconnects with exponential backoff
 //!   and jitter, with an observable [`ConnectionState`].
-//! - [`serve`]: accept peers on a TCP listener (a relay, or a device on its LAN).
+//! - [`serve`]: accept peers on a TCP listener (a relay, or a device on its LAN);
+//!   [`serve_with`] first asks an [`Authorize`] what each peer may read and write.
 //!
 //! Binary frames only: a text frame, or a message over the size limit, closes that
 //! connection with a close frame saying why. Pings keep idle connections alive and find dead
 //! ones.
 
+mod authorize;
 mod client;
 mod listener;
 mod socket;
 
+pub use authorize::{Authorize, Refused, TrustAll, UpgradeRequest};
 pub use client::{ConnectionState, Dialer};
-pub use listener::serve;
+pub use listener::{serve, serve_with};
 pub use socket::NetConfig;

@@ -16,7 +16,7 @@ use tokio_tungstenite::{
     },
 };
 
-use crate::Transport;
+use crate::{PeerId, Transport, wire};
 
 /// Limits and timers of WebSocket connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,8 +119,18 @@ where
                             "text frames are not part of the protocol: automerge-repo messages are binary").await;
                     }
                     Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
-                    Some(Ok(Message::Close(_))) | None => {
+                    Some(Ok(Message::Close(frame))) => {
                         // Reading on sends our reply to the peer's close frame.
+                        finish(&mut socket).await;
+                        return match frame {
+                            // Kept for the dialer's `last_error` (a refused token, a limit).
+                            Some(frame) if frame.code != CloseCode::Normal && frame.code != CloseCode::Away => {
+                                Ended::Failed(format!("closed by the peer ({}): {}", u16::from(frame.code), frame.reason))
+                            }
+                            _ => Ended::Closed,
+                        };
+                    }
+                    None => {
                         finish(&mut socket).await;
                         return Ended::Closed;
                     }
@@ -158,6 +168,28 @@ where
             _ = stop.changed() => return close(&mut socket, CloseCode::Away, "shutting down").await,
         }
     }
+}
+
+/// Turns a peer away before it reaches the repo: an automerge-repo `error` message saying
+/// why (what the JS client logs), then a close frame with 1008 and the same reason.
+pub(crate) async fn refuse<S>(mut socket: WebSocketStream<S>, me: &PeerId, reason: &str) -> Ended
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let reason = format!("unauthorized: {reason}");
+    tracing::info!(%reason, "connection refused");
+    let error = wire::encode(&wire::Message::Error {
+        sender: Some(me.clone()),
+        target: None,
+        message: reason.clone(),
+    });
+    let _ = tokio::time::timeout(
+        Duration::from_secs(1),
+        socket.send(Message::Binary(error.into())),
+    )
+    .await;
+    close(&mut socket, CloseCode::Policy, &reason).await;
+    Ended::Failed(reason)
 }
 
 async fn close<S>(socket: &mut WebSocketStream<S>, code: CloseCode, reason: &str) -> Ended
