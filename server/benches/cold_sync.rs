@@ -198,7 +198,13 @@ struct Running {
 fn start(server: Server, data: &Path) -> Running {
     let mut child = match server {
         Server::Weft => Command::new(env!("CARGO_BIN_EXE_weft-relay"))
-            .args(["--listen", "127.0.0.1:0", "--data"])
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--anonymous",
+                "read-write",
+                "--data",
+            ])
             .arg(data)
             .env("RUST_LOG", "warn,weft_relay=info")
             .stdin(Stdio::null())

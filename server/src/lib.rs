@@ -2,15 +2,21 @@
 //!
 //! A relay is a weft [`Repo`] on SQLite that accepts WebSocket peers and serves a document
 //! only to a peer that asks for it by id ([`ServeOnRequest`]), as the official
-//! automerge-repo sync server does. [`run`] is the whole server; the binary only parses
-//! flags, sets up logs and turns SIGINT/SIGTERM into its shutdown.
+//! automerge-repo sync server does, and only to a peer whose token lets it ([`auth`]).
+//! [`run`] is the whole server; the binary only parses flags, sets up logs and turns
+//! SIGINT/SIGTERM into its shutdown.
 
 #![warn(missing_docs)]
+
+pub mod auth;
+pub mod secret;
 
 use std::{future::Future, path::PathBuf, sync::Arc};
 
 use tokio::net::TcpListener;
 use weft::{Repo, RepoConfig, net::NetConfig, sync::ServeOnRequest};
+
+use auth::{Anonymous, Credentials};
 
 /// How a relay runs.
 #[derive(Debug, Clone)]
@@ -20,6 +26,20 @@ pub struct RelayConfig {
     pub data: PathBuf,
     /// Connection limits and timers.
     pub net: NetConfig,
+    /// How peers prove what they may read and write.
+    pub access: AccessConfig,
+}
+
+/// Where the relay's token keys come from, and what peers without a token may do.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct AccessConfig {
+    /// Peers without a token: refused (`None`, the default), readers, or writers.
+    pub anonymous: Option<Anonymous>,
+    /// Files holding HS256 secrets (text, at least 32 characters).
+    pub hs256_secret_files: Vec<PathBuf>,
+    /// Files holding Ed25519 public keys in PEM, for EdDSA tokens.
+    pub eddsa_public_key_files: Vec<PathBuf>,
 }
 
 impl RelayConfig {
@@ -28,7 +48,14 @@ impl RelayConfig {
         Self {
             data: data.into(),
             net: NetConfig::default(),
+            access: AccessConfig::default(),
         }
+    }
+
+    /// With peers without a token let in as `anonymous` says.
+    pub fn with_anonymous(mut self, anonymous: Option<Anonymous>) -> Self {
+        self.access.anonymous = anonymous;
+        self
     }
 
     /// The database file inside the data folder.
@@ -44,6 +71,41 @@ pub enum RelayError {
     /// Its database could not be opened (or closed cleanly).
     #[error("relay storage: {0}")]
     Storage(#[from] weft::Error),
+    /// A key file could not be read, or holds no usable key.
+    #[error("relay keys: {0}")]
+    Keys(String),
+}
+
+/// The credentials check of `config`: its key files, or the data folder's generated secret
+/// if none is configured (created and announced in the log on first start).
+pub fn credentials(config: &RelayConfig) -> Result<Credentials, RelayError> {
+    let keys = |path: &PathBuf, error: &dyn std::fmt::Display| {
+        RelayError::Keys(format!("{}: {error}", path.display()))
+    };
+    let mut credentials = Credentials::default().with_anonymous(config.access.anonymous);
+    for path in &config.access.hs256_secret_files {
+        let secret = secret::read(path).map_err(|error| keys(path, &error))?;
+        credentials = credentials.with_hs256_secret(&secret);
+    }
+    for path in &config.access.eddsa_public_key_files {
+        let pem = std::fs::read(path).map_err(|error| keys(path, &error))?;
+        credentials = credentials
+            .with_eddsa_public_key(&pem)
+            .map_err(|error| keys(path, &error))?;
+    }
+    if !credentials.has_keys() {
+        let (secret, path, created) =
+            secret::read_or_create(&config.data).map_err(|error| keys(&config.data, &error))?;
+        if created {
+            tracing::warn!(
+                secret = %path.display(),
+                "no token key configured: created a signing secret. Mint a token with                  `weft-relay token --data {} --write '*'` and connect with ?token=<token>",
+                config.data.display()
+            );
+        }
+        credentials = credentials.with_hs256_secret(&secret);
+    }
+    Ok(credentials)
 }
 
 /// Serves peers on `listener` until `shutdown` resolves; then stops accepting, closes every
@@ -55,11 +117,19 @@ pub async fn run(
 ) -> Result<(), RelayError> {
     let mut repo_config = RepoConfig::default();
     repo_config.sync = repo_config.sync.with_share_policy(Arc::new(ServeOnRequest));
+    let credentials = credentials(&config)?;
     let repo = Repo::open_with(config.database(), repo_config).await?;
     if let Ok(address) = listener.local_addr() {
-        tracing::info!(%address, database = %config.database().display(), peer_id = %repo.peer_id(), "relay listening");
+        tracing::info!(%address, database = %config.database().display(), peer_id = %repo.peer_id(), anonymous = ?config.access.anonymous, "relay listening");
     }
-    let served = weft::net::serve(repo.clone(), listener, config.net, shutdown).await;
+    let served = weft::net::serve_with(
+        repo.clone(),
+        listener,
+        config.net,
+        Arc::new(credentials),
+        shutdown,
+    )
+    .await;
     tracing::info!("relay stopping: finishing writes");
     let closed = repo.close().await;
     served?;

@@ -1,21 +1,87 @@
 //! The `weft-relay` binary: flags, logs and signals around [`weft_relay::run`].
 
-use std::{future::Future, net::SocketAddr, path::PathBuf, process::ExitCode};
+use std::{future::Future, net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
-use weft_relay::{RelayConfig, run};
+use weft_relay::{
+    RelayConfig,
+    auth::{self, Anonymous, Claims, Grant},
+    run, secret,
+};
 
 /// A self-hosted relay for weft and automerge-repo peers (WebSocket, embedded SQLite).
+///
+/// Peers need a token (`?token=` in the URL, or `Authorization: Bearer`) unless
+/// `--anonymous` says otherwise. With no key configured, the first start creates a signing
+/// secret in the data folder; `weft-relay token` mints tokens with it.
 #[derive(Debug, Parser)]
-#[command(version, about)]
-struct Args {
+#[command(version, about, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(flatten)]
+    serve: ServeArgs,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "WEFT_LISTEN", default_value = "127.0.0.1:3030")]
     listen: SocketAddr,
     /// Folder for the relay's data (created if missing).
     #[arg(long, env = "WEFT_DATA", default_value = "weft-data")]
     data: PathBuf,
+    /// Let peers without a token read (`read`) or read and write (`read-write`) every
+    /// document whose id they know. Off by default; for local development.
+    #[arg(long, env = "WEFT_ANONYMOUS", value_enum)]
+    anonymous: Option<Anonymous>,
+    /// A file with an HS256 secret that signs tokens (repeatable; at least 32 characters,
+    /// e.g. `openssl rand -hex 32`). Default: the data folder's generated secret.
+    #[arg(
+        long = "jwt-secret-file",
+        env = "WEFT_JWT_SECRET_FILE",
+        value_delimiter = ','
+    )]
+    jwt_secret_files: Vec<PathBuf>,
+    /// A file with an Ed25519 public key (PEM) that verifies EdDSA tokens (repeatable).
+    #[arg(
+        long = "jwt-public-key-file",
+        env = "WEFT_JWT_PUBLIC_KEY_FILE",
+        value_delimiter = ','
+    )]
+    jwt_public_key_files: Vec<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Mint a token signed with the relay's HS256 secret; prints it.
+    Token(TokenArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct TokenArgs {
+    /// The relay's data folder (its generated secret is used, and created if missing).
+    #[arg(long, env = "WEFT_DATA", default_value = "weft-data")]
+    data: PathBuf,
+    /// Sign with this secret file instead of the data folder's.
+    #[arg(long)]
+    secret_file: Option<PathBuf>,
+    /// A document (id or automerge: URL) it may read, or `*` for all (repeatable).
+    #[arg(long)]
+    read: Vec<String>,
+    /// A document (id or automerge: URL) it may read and write, or `*` for all (repeatable).
+    #[arg(long)]
+    write: Vec<String>,
+    /// Who it is for (shown in the relay's logs).
+    #[arg(long, default_value = "weft")]
+    subject: String,
+    /// How long it is valid: a number with s, m, h or d (e.g. 12h, 30d).
+    #[arg(long, default_value = "30d", value_parser = parse_duration)]
+    expires: Duration,
+    /// For another relay (it is offered every document).
+    #[arg(long)]
+    relay: bool,
 }
 
 #[tokio::main]
@@ -28,7 +94,11 @@ async fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let args = Args::parse();
+    let cli = Cli::parse();
+    let args = match cli.command {
+        Some(Command::Token(args)) => return mint(args),
+        None => cli.serve,
+    };
     let shutdown = match shutdown_signal() {
         Ok(shutdown) => shutdown,
         Err(error) => {
@@ -43,13 +113,80 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match run(listener, RelayConfig::new(args.data), shutdown).await {
+    let mut config = RelayConfig::new(args.data).with_anonymous(args.anonymous);
+    config.access.hs256_secret_files = args.jwt_secret_files;
+    config.access.eddsa_public_key_files = args.jwt_public_key_files;
+    match run(listener, config, shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(%error, "relay failed");
             ExitCode::FAILURE
         }
     }
+}
+
+/// `weft-relay token`: prints a token, or says why it cannot.
+fn mint(args: TokenArgs) -> ExitCode {
+    let secret = match &args.secret_file {
+        Some(path) => secret::read(path),
+        None => secret::read_or_create(&args.data).map(|(secret, _, _)| secret),
+    };
+    let secret = match secret {
+        Ok(secret) => secret,
+        Err(error) => {
+            eprintln!("weft-relay token: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let grant = |documents: Vec<String>| -> Result<Grant, String> {
+        if documents.iter().any(|d| d == "*") {
+            return Ok(Grant::everything());
+        }
+        for document in &documents {
+            auth::parse_document(document)?;
+        }
+        Ok(Grant::Documents(documents))
+    };
+    let claims = match (grant(args.read), grant(args.write)) {
+        (Ok(read), Ok(write)) => Claims {
+            sub: args.subject,
+            exp: jsonwebtoken::get_current_timestamp() + args.expires.as_secs(),
+            read,
+            write,
+            relay: args.relay,
+        },
+        (Err(error), _) | (_, Err(error)) => {
+            eprintln!("weft-relay token: not a document id or URL: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match auth::mint(&secret, &claims) {
+        Ok(token) => {
+            println!("{token}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("weft-relay token: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `30d`, `12h`, `15m`, `90s`.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let split = text.len().saturating_sub(1);
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?}: expected a number followed by s, m, h or d"))?;
+    let seconds = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("{text:?}: the unit must be s, m, h or d")),
+    };
+    Ok(Duration::from_secs(number.saturating_mul(seconds)))
 }
 
 /// A future that resolves on SIGINT (Ctrl-C) or, on Unix, SIGTERM. The handlers are

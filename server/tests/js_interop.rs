@@ -19,7 +19,11 @@ use weft::{
     AutomergeUrl, DocEvent, Repo,
     automerge::{ROOT, transaction::Transactable},
 };
-use weft_relay::{RelayConfig, run};
+use weft_relay::{
+    RelayConfig,
+    auth::{Claims, Grant, mint},
+    run, secret,
+};
 
 /// Keeps reading a document in JS until `done` holds for the answer.
 async fn js_read_until(
@@ -42,16 +46,24 @@ async fn js_read_until(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn official_js_clients_sync_through_weft_relay() {
     let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("relay");
+    // The relay requires tokens (no anonymous access); both clients carry one in the URL,
+    // which is how the official JS client can present it.
+    let (secret, _, _) = secret::read_or_create(&data).unwrap();
+    let claims = Claims {
+        sub: "interop".to_owned(),
+        exp: jsonwebtoken::get_current_timestamp() + 3600,
+        read: Grant::default(),
+        write: Grant::everything(),
+        relay: false,
+    };
+    let token = mint(&secret, &claims).unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("ws://{}", listener.local_addr().unwrap());
+    let url = format!("ws://{}/?token={token}", listener.local_addr().unwrap());
     let (_stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(run(
-        listener,
-        RelayConfig::new(dir.path().join("relay")),
-        async {
-            let _ = stopped.await;
-        },
-    ));
+    tokio::spawn(run(listener, RelayConfig::new(data), async {
+        let _ = stopped.await;
+    }));
     let Some((mut js, _)) = JsPeer::spawn(&["ws-client", &url], 0).await else {
         return;
     };

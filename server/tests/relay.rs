@@ -18,7 +18,7 @@ use weft::{
     Repo,
     automerge::{ROOT, transaction::Transactable},
 };
-use weft_relay::{RelayConfig, RelayError, run};
+use weft_relay::{RelayConfig, RelayError, auth::Anonymous, run};
 
 /// A relay in this process on a fresh port: its URL, its stop trigger and its task.
 async fn start_relay(
@@ -31,7 +31,8 @@ async fn start_relay(
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("ws://{}", listener.local_addr().unwrap());
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(run(listener, RelayConfig::new(data), async {
+    let config = RelayConfig::new(data).with_anonymous(Some(Anonymous::ReadWrite));
+    let task = tokio::spawn(run(listener, config, async {
         let _ = stopped.await;
     }));
     (url, stop, task)
@@ -89,7 +90,13 @@ async fn three_devices_converge_after_offline_edits_and_a_relay_restart() {
 /// Starts the relay binary; returns it and its URL (read from its log).
 fn start_binary(data: &Path) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_weft-relay"))
-        .args(["--listen", "127.0.0.1:0", "--data"])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--anonymous",
+            "read-write",
+            "--data",
+        ])
         .arg(data)
         .stderr(Stdio::piped())
         .spawn()
