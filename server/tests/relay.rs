@@ -5,12 +5,9 @@
 
 #[path = "../../core/tests/common/mod.rs"]
 mod common;
+mod support;
 
-use std::{
-    io::{BufRead, BufReader},
-    path::Path,
-    process::{Child, Command, Stdio},
-};
+use std::{path::Path, process::Child};
 
 use common::{eventually, find_eventually, number, online};
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
@@ -87,40 +84,16 @@ async fn three_devices_converge_after_offline_edits_and_a_relay_restart() {
     .await;
 }
 
-/// Starts the relay binary; returns it and its URL (read from its log).
 fn start_binary(data: &Path) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_weft-relay"))
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--anonymous",
-            "read-write",
-            "--data",
-        ])
-        .arg(data)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let address = loop {
-        let line = lines
-            .next()
-            .expect("the relay logs before exiting")
-            .unwrap();
-        if let Some(rest) = line.split("address=").nth(1) {
-            break rest.split_whitespace().next().unwrap().to_owned();
-        }
-    };
-    // Keep draining its log so it never blocks on a full pipe.
-    std::thread::spawn(move || lines.for_each(drop));
-    (child, format!("ws://{address}"))
+    let (child, url, _) = support::start_binary(data, &["--anonymous", "read-write"]);
+    (child, url)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_stops_cleanly_on_sigterm_and_keeps_its_documents() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let (mut relay, url) = start_binary(&data);
+    let (relay, url) = start_binary(&data);
     let alice = Repo::in_memory();
     let dialer = online(&alice, &url).await;
     let doc = alice.create().await.unwrap();
@@ -134,13 +107,7 @@ async fn the_binary_stops_cleanly_on_sigterm_and_keeps_its_documents() {
     .await;
     drop((bob_dialer, dialer));
 
-    let status = Command::new("kill")
-        .args(["-TERM", &relay.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let exit = relay.wait().unwrap();
-    assert!(exit.success(), "exit status {exit:?}");
+    support::terminate(relay);
 
     // Started again on the same data, it serves the document to a new device.
     let (mut relay, url) = start_binary(&data);
