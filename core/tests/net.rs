@@ -311,3 +311,51 @@ async fn a_listener_checks_credentials_before_a_peer_reaches_the_repo() {
     dialer.stop().await;
     writer_dialer.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_holds_in_memory_only_the_documents_connected_peers_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = RepoConfig::default();
+    config.sync = config
+        .sync
+        .with_share_policy(std::sync::Arc::new(weft::sync::ServeOnRequest));
+    let relay = Repo::open_with(dir.path().join("relay.db"), config)
+        .await
+        .unwrap();
+    let mut ids = Vec::new();
+    for n in 0..50 {
+        let doc = relay.create().await.unwrap();
+        doc.change(move |tx| tx.put(ROOT, "n", n)).await.unwrap();
+        ids.push(doc.id());
+    }
+    assert_eq!(relay.loaded_documents(), 0, "stored, not held");
+
+    let (url, _stop) = listen(&relay, NetConfig::default()).await;
+
+    // A client syncs all 50: the relay holds them while it is connected...
+    let client = Repo::in_memory();
+    let dialer = client.dial(url.clone(), NetConfig::default());
+    for (n, id) in ids.iter().enumerate() {
+        let doc = client.find(*id).await.unwrap();
+        eventually("synced", || async { number(&doc, "n") == Some(n as i64) }).await;
+    }
+    assert_eq!(relay.loaded_documents(), 50);
+    // ...and lets them go when it leaves.
+    dialer.stop().await;
+    eventually("the relay unloaded them", || async {
+        relay.loaded_documents() == 0
+    })
+    .await;
+
+    // Another client gets them back from storage; only its 5 are loaded.
+    let other = Repo::in_memory();
+    let _dialer = other.dial(url, NetConfig::default());
+    for (n, id) in ids.iter().enumerate().take(5) {
+        let doc = other.find(*id).await.unwrap();
+        eventually("synced again", || async {
+            number(&doc, "n") == Some(n as i64)
+        })
+        .await;
+    }
+    assert_eq!(relay.loaded_documents(), 5);
+}

@@ -32,14 +32,27 @@ pub struct Committed<R> {
 /// A cheap, clonable handle on a loaded document.
 ///
 /// All handles of a document share one in-memory automerge document; it is unloaded when
-/// the last handle is dropped.
-#[derive(Debug, Clone)]
+/// the last handle is dropped and no connected peer syncs it.
+#[derive(Debug)]
 pub struct DocHandle {
     pub(crate) document: Arc<Document>,
 }
 
+impl Clone for DocHandle {
+    fn clone(&self) -> Self {
+        Self::new(self.document.clone())
+    }
+}
+
+impl Drop for DocHandle {
+    fn drop(&mut self) {
+        self.document.handle_dropped();
+    }
+}
+
 impl DocHandle {
     pub(crate) fn new(document: Arc<Document>) -> Self {
+        document.handle_made();
         Self { document }
     }
 

@@ -14,7 +14,7 @@ use std::{
     panic::{AssertUnwindSafe, catch_unwind},
     sync::{
         Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
     },
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
@@ -57,6 +57,14 @@ pub(crate) struct Document {
     /// Deleted, or being deleted: changes are refused. Set under the state's write lock (so
     /// it orders with changes); cleared again without it if the delete fails.
     pub(crate) deleted: AtomicBool,
+    /// The app's handles on it (`DocHandle`s alive): while there are none and no peer
+    /// syncs it, the sync driver lets it go, so a relay holds only what is in use.
+    handles: AtomicUsize,
+    /// Sync work queued and not yet run: the driver lets a document go only when none is
+    /// left (a peer's message may be right behind the work that found it unused).
+    pending_work: AtomicUsize,
+    /// Sync works finished so far: an outcome is the latest only if none finished after it.
+    finished_work: AtomicU64,
     pub(crate) events: broadcast::Sender<DocEvent>,
     pub(crate) repo: Arc<RepoShared>,
 }
@@ -191,6 +199,15 @@ pub(crate) fn load_untrusted(bytes: &[u8]) -> std::result::Result<Automerge, Str
     }
 }
 
+/// Counts one queued sync work as done when dropped.
+struct WorkDone<'a>(&'a AtomicUsize);
+
+impl Drop for WorkDone<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// A document rebuilt from storage, ready to become a [`Document`].
 pub(crate) struct Decoded {
     doc: Automerge,
@@ -277,8 +294,23 @@ impl Document {
             compaction: tokio::sync::Mutex::new(()),
             compaction_queued: AtomicBool::new(false),
             deleted: AtomicBool::new(false),
+            handles: AtomicUsize::new(0),
+            pending_work: AtomicUsize::new(0),
+            finished_work: AtomicU64::new(0),
             events,
             repo,
+        }
+    }
+
+    /// A `DocHandle` on it was made.
+    pub(crate) fn handle_made(&self) {
+        self.handles.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// A `DocHandle` on it was dropped; the last one lets the driver reconsider keeping it.
+    pub(crate) fn handle_dropped(self: &Arc<Self>) {
+        if self.handles.fetch_sub(1, Ordering::AcqRel) == 1 && !self.repo.is_closed() {
+            self.sync_later(|_, _, _, _| SyncOutcome::default());
         }
     }
 
@@ -565,13 +597,23 @@ impl Document {
             return; // no peer ever connected: nothing to tell
         }
         let document = self.clone();
-        if let Err(error) = self
+        self.pending_work.fetch_add(1, Ordering::AcqRel);
+        let queued = self
             .repo
             .executor
-            .execute(self.id, move || document.sync_work(work))
-        {
+            .execute(self.id, move || document.sync_work(work));
+        if let Err(error) = queued {
+            self.pending_work.fetch_sub(1, Ordering::AcqRel);
             tracing::warn!(document = %self.id, %error, "sync work not queued");
         }
+    }
+
+    /// Whether the outcome of work `sequence` is the latest word on the document: no sync work finished after
+    /// it and none is queued, so a decision taken on it (letting the document go) is not
+    /// overtaken by work the driver has not heard of yet.
+    pub(crate) fn is_latest(&self, sequence: u64) -> bool {
+        self.pending_work.load(Ordering::Acquire) == 0
+            && self.finished_work.load(Ordering::Acquire) == sequence
     }
 
     /// Runs sync work under the document's write lock (call on the document's thread).
@@ -582,6 +624,9 @@ impl Document {
     where
         F: FnOnce(&mut DocSync, &mut Automerge, &Context<'_>, &mut Vec<Effect>) -> SyncOutcome,
     {
+        // Counted down before the driver hears the outcome, so that it sees whether more
+        // work is queued behind this one.
+        let done = WorkDone(&self.pending_work);
         let Some(driver) = self.repo.sync.get() else {
             return;
         };
@@ -608,6 +653,8 @@ impl Document {
         }
         outcome.deadline = sync.next_deadline(&cx);
         outcome.forgettable = sync.forgettable(doc);
+        outcome.unused = sync.unused() && self.handles.load(Ordering::Acquire) == 0;
+        outcome.sequence = self.finished_work.fetch_add(1, Ordering::AcqRel) + 1;
         outcome.engaged = sync.engaged_peers();
         let mut forward = Vec::new();
         for effect in out {
@@ -652,6 +699,7 @@ impl Document {
             }
         }
         drop(state);
+        drop(done);
         driver.send(Command::FromDocument {
             instance: self.clone(),
             effects: forward,

@@ -428,6 +428,14 @@ impl Repo {
         document
     }
 
+    /// How many documents are loaded in memory now: those the app holds handles on, and
+    /// those connected peers are syncing.
+    pub fn loaded_documents(&self) -> usize {
+        let mut loaded = self.shared.loaded();
+        loaded.retain(|_, document| document.strong_count() > 0);
+        loaded.len()
+    }
+
     /// The metadata of every stored document (id, times, heads, sizes), without loading any.
     pub async fn list(&self) -> Result<Vec<DocumentMeta>> {
         self.shared.ensure_open()?;

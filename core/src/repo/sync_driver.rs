@@ -101,6 +101,11 @@ pub(crate) struct SyncOutcome {
     pub(crate) deadline: Option<Millis>,
     /// The document is not here and nobody waits for it (filled in likewise).
     pub(crate) forgettable: bool,
+    /// No peer syncs it, nothing of it is pending, and the app holds no handle: the
+    /// driver lets it go (filled in likewise).
+    pub(crate) unused: bool,
+    /// Which sync work of the document this is the outcome of (filled in likewise).
+    pub(crate) sequence: u64,
 }
 
 pub(crate) enum Command {
@@ -391,6 +396,16 @@ impl Driver {
                 // A document nobody has and nobody waits for any more is let go, so that
                 // requests for random ids cannot fill a relay's memory.
                 if current && outcome.forgettable && !self.waiting.contains_key(&document) {
+                    self.forget(document);
+                }
+                // Nobody uses it: let it go (it unloads once its last sync work is done),
+                // so a relay's memory follows what connected peers use, not what it stores.
+                else if current
+                    && outcome.unused
+                    && instance.is_latest(outcome.sequence)
+                    && !self.waiting.contains_key(&document)
+                {
+                    tracing::trace!(%document, "unused: unloaded");
                     self.forget(document);
                 }
             }

@@ -497,6 +497,20 @@ impl DocSync {
         self.writes_in_flight += 1;
     }
 
+    /// Whether no peer syncs the document and nothing of it is pending (writes, sync
+    /// states to save, peers asked or waiting): it can be unloaded and loaded again later
+    /// without anything lost.
+    pub(crate) fn unused(&self) -> bool {
+        self.durable()
+            && self.peers.values().all(|peer| {
+                !peer.engaged()
+                    && !peer.loading_state
+                    && peer.waiting.is_empty()
+                    && peer.dirty_since.is_none()
+                    && !matches!(peer.status, Status::Asked { .. })
+            })
+    }
+
     /// Whether the document is not here, it was answered as unavailable, and nothing is
     /// being asked or answered about it any more: its driver may let it go.
     pub(crate) fn forgettable(&self, doc: &Automerge) -> bool {
