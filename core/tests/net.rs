@@ -340,9 +340,16 @@ async fn a_relay_holds_in_memory_only_the_documents_connected_peers_use() {
         eventually("synced", || async { number(&doc, "n") == Some(n as i64) }).await;
     }
     assert_eq!(relay.loaded_documents(), 50);
-    // ...and lets them go when it leaves.
+    // ...and lets them go when it leaves, but for one the relay's own app holds (a view
+    // counts as a handle).
+    let view = relay.find(ids[0]).await.unwrap().view_at(&[]).unwrap();
     dialer.stop().await;
-    eventually("the relay unloaded them", || async {
+    eventually("the relay unloaded the others", || async {
+        relay.loaded_documents() == 1
+    })
+    .await;
+    drop(view);
+    eventually("and that one once let go", || async {
         relay.loaded_documents() == 0
     })
     .await;

@@ -339,6 +339,16 @@ fn bad_input_ends_that_peer_alone() {
 }
 
 /// A valid automerge sync message (the first message of an empty document).
+/// A `request` from an empty outside peer ("friend") for `document`.
+fn automerge_request(document: DocumentId) -> Vec<u8> {
+    wire::encode(&Message::Request {
+        sender: PeerId::new("friend"),
+        target: PeerId::new("relay"),
+        document,
+        data: automerge_sync_message(),
+    })
+}
+
 fn automerge_sync_message() -> Vec<u8> {
     use weft::automerge::sync::{State, SyncDoc};
     Automerge::new()
@@ -634,31 +644,57 @@ fn a_document_a_peer_may_not_read_is_answered_exactly_like_an_unknown_one() {
         1,
         "nothing else about it: {answers:?}"
     );
-    assert!(
-        pump.nodes[mallory].engine.document(private).is_none()
-            || value(&pump, mallory, private, "title").is_none()
+    assert_eq!(value(&pump, mallory, private, "title"), None);
+
+    // A raw peer with the same access sends presence and heads gossip about it anyway:
+    // the relay passes on none of it, and reports none of it.
+    let raw = pump.connect_with(
+        OUTSIDE,
+        relay,
+        Access::new(Scope::none(), Scope::documents([DocumentId::random()])),
     );
-    // Her presence messages on it reach nobody.
-    pump.input(
-        mallory,
-        Input::Broadcast {
+    pump.inject(raw, join("intruder", Some(vec!["1"])));
+    let ephemeral = |sender: &str, count: u64| {
+        wire::encode(&Message::Ephemeral {
+            sender: PeerId::new(sender),
+            target: PeerId::new("relay"),
             document: private,
+            session: "s".to_owned(),
+            count,
             data: vec![1],
-        },
+        })
+    };
+    pump.inject(raw, ephemeral("intruder", 1));
+    pump.inject(
+        raw,
+        wire::encode(&Message::RemoteHeadsChanged {
+            sender: PeerId::new("intruder"),
+            target: PeerId::new("relay"),
+            document: private,
+            new_heads: vec![(
+                StorageId::new("storage-relay"),
+                wire::RemoteHeads {
+                    heads: Vec::new(),
+                    timestamp: 1,
+                },
+            )],
+        }),
     );
-    pump.run();
-    assert!(
-        !pump.nodes[alice]
-            .notes
-            .iter()
-            .any(|n| matches!(n, Notification::Ephemeral { .. }))
-    );
-    assert!(
-        !pump.nodes[relay]
-            .notes
-            .iter()
-            .any(|n| matches!(n, Notification::Ephemeral { .. }))
-    );
+    let heard = |pump: &Pump, node: usize| {
+        pump.nodes[node].notes.iter().any(|n| {
+            matches!(
+                n,
+                Notification::Ephemeral { .. } | Notification::RemoteHeads { .. }
+            )
+        })
+    };
+    assert!(!heard(&pump, alice) && !heard(&pump, relay));
+    // The same from a peer that may read it does arrive: the check above can fail.
+    let allowed = pump.connect(OUTSIDE, relay);
+    pump.inject(allowed, join("friend", Some(vec!["1"])));
+    pump.inject(allowed, automerge_request(private));
+    pump.inject(allowed, ephemeral("friend", 1));
+    assert!(heard(&pump, alice));
 }
 
 #[test]

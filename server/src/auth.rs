@@ -9,9 +9,9 @@
 //! ```
 //!
 //! `read` and `write` are `"*"` (every document) or a list of document ids or
-//! `automerge:` URLs; write implies read; a missing claim grants nothing. `exp` is required.
-//! `relay: true` marks another relay (see the regions docs). Refusals name the reason
-//! without echoing the token.
+//! `automerge:` URLs; write implies read; a missing claim grants nothing. `exp` is required
+//! (5 s of clock skew allowed) and checked when a connection opens: an open connection
+//! outlives its token's expiry. Refusals name the reason without echoing the token.
 
 use std::{collections::HashMap, fmt, str::FromStr};
 
@@ -92,9 +92,6 @@ pub struct Claims {
     /// What it may write (and read).
     #[serde(default)]
     pub write: Grant,
-    /// Another relay: it is offered every document (replication between regions).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub relay: bool,
 }
 
 impl Claims {
@@ -210,6 +207,8 @@ impl Credentials {
         for key in &self.keys {
             let mut validation = Validation::new(key.algorithm);
             validation.set_required_spec_claims(&["exp", "sub"]);
+            // Clock skew allowed on `exp`: a few seconds, not jsonwebtoken's default minute.
+            validation.leeway = 5;
             match jsonwebtoken::decode::<Claims>(token, &key.key, &validation) {
                 Ok(data) => return Ok(data.claims),
                 Err(error) => {
@@ -225,27 +224,38 @@ impl Credentials {
 
 impl Authorize for Credentials {
     fn authorize(&self, request: &UpgradeRequest) -> Result<Access, Refused> {
-        self.check(token_of(request).as_deref())
+        self.check(token_of(request)?.as_deref())
     }
 }
 
-/// The token of an upgrade request: `Authorization: Bearer …`, else `?token=…`.
-fn token_of(request: &UpgradeRequest) -> Option<String> {
-    let bearer = request
-        .headers()
-        .get("authorization")
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
-        .map(|token| token.trim().to_owned());
-    bearer.or_else(|| {
-        request.uri().query()?.split('&').find_map(|pair| {
-            let value = pair.strip_prefix("token=")?;
-            percent_encoding::percent_decode_str(value)
-                .decode_utf8()
-                .ok()
-                .map(|token| token.into_owned())
-        })
-    })
+/// The token of an upgrade request: `Authorization: Bearer …`, else `?token=…`. A
+/// credential that is there but unusable is refused, never ignored (which would quietly
+/// make the peer anonymous).
+fn token_of(request: &UpgradeRequest) -> Result<Option<String>, Refused> {
+    if let Some(header) = request.headers().get("authorization") {
+        let value = header.to_str().unwrap_or_default().trim();
+        return match value.split_once(' ') {
+            Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => {
+                Ok(Some(token.trim().to_owned()))
+            }
+            _ => Err(Refused(
+                "the Authorization header must be \"Bearer <token>\"".to_owned(),
+            )),
+        };
+    }
+    let Some(query) = request.uri().query() else {
+        return Ok(None);
+    };
+    match query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("token="))
+    {
+        None => Ok(None),
+        Some(value) => percent_encoding::percent_decode_str(value)
+            .decode_utf8()
+            .map(|token| Some(token.into_owned()))
+            .map_err(|_| Refused("the token in the URL is not valid UTF-8".to_owned())),
+    }
 }
 
 #[cfg(test)]
@@ -260,7 +270,6 @@ mod tests {
             exp,
             read,
             write,
-            relay: false,
         }
     }
 
@@ -380,14 +389,18 @@ mod tests {
             }
             builder.body(()).unwrap()
         };
+        let token = |uri: &str, header: Option<&str>| token_of(&request(uri, header));
         assert_eq!(
-            token_of(&request("/?a=1&token=abc%2Ed", None)).as_deref(),
-            Some("abc.d")
+            token("/?a=1&token=abc%2Ed", None),
+            Ok(Some("abc.d".to_owned()))
         );
         assert_eq!(
-            token_of(&request("/?token=query", Some("Bearer header"))).as_deref(),
-            Some("header")
+            token("/?token=query", Some("bearer header")),
+            Ok(Some("header".to_owned()))
         );
-        assert_eq!(token_of(&request("/", None)), None);
+        assert_eq!(token("/", None), Ok(None));
+        // There but unusable: refused, not taken as no token at all.
+        assert!(token("/", Some("Basic dXNlcjpwYXNz")).is_err());
+        assert!(token("/?token=%FF", None).is_err());
     }
 }

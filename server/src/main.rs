@@ -79,9 +79,6 @@ struct TokenArgs {
     /// How long it is valid: a number with s, m, h or d (e.g. 12h, 30d).
     #[arg(long, default_value = "30d", value_parser = parse_duration)]
     expires: Duration,
-    /// For another relay (it is offered every document).
-    #[arg(long)]
-    relay: bool,
 }
 
 #[tokio::main]
@@ -150,10 +147,9 @@ fn mint(args: TokenArgs) -> ExitCode {
     let claims = match (grant(args.read), grant(args.write)) {
         (Ok(read), Ok(write)) => Claims {
             sub: args.subject,
-            exp: jsonwebtoken::get_current_timestamp() + args.expires.as_secs(),
+            exp: jsonwebtoken::get_current_timestamp().saturating_add(args.expires.as_secs()),
             read,
             write,
-            relay: args.relay,
         },
         (Err(error), _) | (_, Err(error)) => {
             eprintln!("weft-relay token: not a document id or URL: {error}");
@@ -174,7 +170,7 @@ fn mint(args: TokenArgs) -> ExitCode {
 
 /// `30d`, `12h`, `15m`, `90s`.
 fn parse_duration(text: &str) -> Result<Duration, String> {
-    let split = text.len().saturating_sub(1);
+    let split = text.char_indices().last().map_or(0, |(at, _)| at);
     let (number, unit) = text.split_at(split);
     let number: u64 = number
         .parse()

@@ -39,15 +39,28 @@ pub fn read_or_create(data: &Path) -> io::Result<(Vec<u8>, PathBuf, bool)> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).map_err(|error| io::Error::other(error.to_string()))?;
     let text = hex::encode(bytes);
+    // Written whole under a temporary name, then linked into place: a reader never sees a
+    // half-written secret, a crash leaves no empty one, and of two processes creating it at
+    // once (the relay and `weft-relay token`) one wins and the other reads the winner's.
+    let temporary = data.join(format!(".{SECRET_FILE}.{}", hex::encode(&bytes[..4])));
     let mut options = fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(&path)?;
-    file.write_all(text.as_bytes())?;
-    file.write_all(b"\n")?;
-    file.sync_all()?;
-    Ok((text.into_bytes(), path, true))
+    let written = options.open(&temporary).and_then(|mut file| {
+        file.write_all(text.as_bytes())?;
+        file.write_all(b"\n")?;
+        file.sync_all()
+    });
+    let linked = written.and_then(|()| fs::hard_link(&temporary, &path));
+    let _ = fs::remove_file(&temporary);
+    match linked {
+        Ok(()) => Ok((text.into_bytes(), path, true)),
+        Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {
+            Ok((read(&path)?, path, false))
+        }
+        Err(error) => Err(error),
+    }
 }
 
 #[cfg(test)]

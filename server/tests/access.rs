@@ -189,11 +189,14 @@ async fn ten_thousand_probes_for_document_ids_find_nothing_and_disturb_nobody() 
     private.change(|tx| tx.put(ROOT, "n", 0)).await.unwrap();
     let on_bob = find_eventually(&bob, private.id()).await;
 
-    // Mallory may read one document of her own; she probes alice's and 10,000 random ids.
-    let hers = DocumentId::random();
+    // Mallory may read one document (alice shared it with her); she probes alice's other
+    // one and 10,000 random ids.
+    let shared = alice.create().await.unwrap();
+    shared.change(|tx| tx.put(ROOT, "shared", 1)).await.unwrap();
+    let _ = find_eventually(&bob, shared.id()).await; // on the relay
     let probe_token = support::token(
         &secret,
-        Grant::Documents(vec![hers.to_string()]),
+        Grant::Documents(vec![shared.id().to_string()]),
         Grant::default(),
         3600,
     );
@@ -228,6 +231,12 @@ async fn ten_thousand_probes_for_document_ids_find_nothing_and_disturb_nobody() 
     .await
     .expect("every probe is answered");
     assert_eq!(answered, 10_000);
+    // Her own token does work: the refusals above are her access, not a broken relay.
+    let hers = find_eventually(&mallory, shared.id()).await;
+    eventually("mallory reads what was shared with her", || async {
+        number(&hers, "shared") == Some(1)
+    })
+    .await;
     eventually("bob kept up with alice", || async {
         number(&on_bob, "n") == Some(20)
     })

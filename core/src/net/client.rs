@@ -165,7 +165,7 @@ impl Repo {
                     break;
                 }
                 let retry_in = jitter(backoff);
-                tracing::info!(%url, %error, ?retry_in, "connection down; dialling again");
+                tracing::info!(url = %without_query(&url), %error, ?retry_in, "connection down; dialling again");
                 let _ = state_tx.send(ConnectionState::Offline {
                     last_error: error,
                     retry_in,
@@ -181,6 +181,11 @@ impl Repo {
         });
         Dialer { state, stop, task }
     }
+}
+
+/// `url` without its query, which may hold a token: what logs show.
+fn without_query(url: &str) -> &str {
+    url.split_once('?').map_or(url, |(base, _)| base)
 }
 
 /// A delay between half of `base` and `base`, so that many clients that lost the same

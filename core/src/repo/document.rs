@@ -302,9 +302,20 @@ impl Document {
         }
     }
 
-    /// A `DocHandle` on it was made.
-    pub(crate) fn handle_made(&self) {
-        self.handles.fetch_add(1, Ordering::AcqRel);
+    /// A `DocHandle` on it was made. The first one makes sure the sync driver holds the
+    /// document (it may have let it go while it was unused, and a `find` found it again in
+    /// memory).
+    pub(crate) fn handle_made(self: &Arc<Self>) {
+        if self.handles.fetch_add(1, Ordering::AcqRel) == 0
+            && let Some(sync) = self.repo.sync.get()
+        {
+            sync.send(Command::Opened(self.clone()));
+        }
+    }
+
+    /// The app's handles on it now.
+    pub(crate) fn handles(&self) -> usize {
+        self.handles.load(Ordering::Acquire)
     }
 
     /// A `DocHandle` on it was dropped; the last one lets the driver reconsider keeping it.

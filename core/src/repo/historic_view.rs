@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use automerge::{Automerge, ChangeHash, ReadDoc, hydrate};
 
-use super::document::Document;
+use super::{doc_handle::DocHandle, document::Document};
 use crate::{Error, Result};
 
 /// A document as it was at some heads. Reads go to the live document's history (automerge's
@@ -12,6 +12,8 @@ use crate::{Error, Result};
 #[derive(Debug, Clone)]
 pub struct HistoricView {
     document: Arc<Document>,
+    /// Counts as the app's handle: a view keeps its document held and synced.
+    _handle: DocHandle,
     heads: Vec<ChangeHash>,
 }
 
@@ -32,6 +34,7 @@ impl HistoricView {
             });
         }
         Ok(Self {
+            _handle: DocHandle::new(document.clone()),
             document,
             heads: heads.to_vec(),
         })

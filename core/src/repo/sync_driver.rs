@@ -402,6 +402,7 @@ impl Driver {
                 // so a relay's memory follows what connected peers use, not what it stores.
                 else if current
                     && outcome.unused
+                    && instance.handles() == 0
                     && instance.is_latest(outcome.sequence)
                     && !self.waiting.contains_key(&document)
                 {
@@ -644,8 +645,14 @@ impl Driver {
         loaded: Option<Arc<Document>>,
         out: &mut Vec<Effect>,
     ) {
-        let Some(Entry::Loading(waiting)) = self.docs.remove(&document) else {
-            return;
+        let waiting = match self.docs.remove(&document) {
+            Some(Entry::Loading(waiting)) => waiting,
+            // Opened by the app meanwhile (and made ready then): keep it.
+            Some(ready) => {
+                self.docs.insert(document, ready);
+                return;
+            }
+            None => return,
         };
         let Some(doc) = loaded else {
             // Damaged in storage: those who asked hear it is unavailable.
@@ -664,8 +671,14 @@ impl Driver {
         }
     }
 
-    /// Starts syncing a document: every connected peer is added to it.
+    /// Starts syncing a document: every connected peer is added to it (and peers that left
+    /// while the driver did not hold it are dropped from it).
     fn make_ready(&mut self, doc: Arc<Document>) {
+        let connected: Vec<ConnectionId> = self.hub.peers().map(|peer| peer.connection).collect();
+        doc.sync_later(move |sync, doc, cx, out| {
+            sync.retain_peers(cx, doc, &connected, out);
+            SyncOutcome::default()
+        });
         for peer in self.hub.peers() {
             add_peer(&doc, peer);
         }

@@ -67,6 +67,8 @@ struct DocPeer {
     waiting: Vec<DocMessage>,
     announce: bool,
     access: bool,
+    /// It may write the document: its changes are applied, and it may be a source of it.
+    writes: bool,
     status: Status,
     /// The peer asked with `request` and has nothing.
     wants: bool,
@@ -83,7 +85,10 @@ impl DocPeer {
     /// Whether the peer may still give us a document we lack: one we will ask, are
     /// waiting on, or that is sending it.
     fn may_provide(&self) -> bool {
+        // A peer that may not write can never give us the document (its changes are not
+        // applied): it must not hold up `doc-unavailable` or keep an absent document.
         self.access
+            && self.writes
             && !self.wants
             && match self.status {
                 Status::Quiet => self.announce || self.loading_state,
@@ -187,6 +192,7 @@ impl DocSync {
             return; // added already: keep what we know of it
         }
         let access = peer.access.can_read(self.id) && cx.policy.access(&peer, self.id);
+        let writes = access && peer.access.can_write(self.id);
         let announce = access && cx.policy.announce(&peer, self.id);
         let storage = peer.persistent_storage().cloned();
         let connection = peer.connection;
@@ -202,6 +208,7 @@ impl DocSync {
                 waiting: Vec::new(),
                 announce,
                 access,
+                writes,
                 status: Status::Quiet,
                 wants: false,
                 told_unavailable: false,
@@ -216,6 +223,26 @@ impl DocSync {
                 peer,
             })),
             _ => self.flush(cx, doc, out),
+        }
+    }
+
+    /// Forgets peers whose connections are not in `connected` (they left while nobody
+    /// held this document), as if each had disconnected.
+    pub(crate) fn retain_peers(
+        &mut self,
+        cx: &Context<'_>,
+        doc: &Automerge,
+        connected: &[ConnectionId],
+        out: &mut Vec<Effect>,
+    ) {
+        let gone: Vec<ConnectionId> = self
+            .peers
+            .keys()
+            .filter(|connection| !connected.contains(connection))
+            .copied()
+            .collect();
+        for connection in gone {
+            self.remove_peer(cx, doc, connection, out);
         }
     }
 
@@ -357,7 +384,9 @@ impl DocSync {
                 Ok(Vec::new())
             }
             DocMessage::RemoteHeads(new_heads) => {
-                if !peer.access {
+                // Only from peers that may write: a reader could otherwise claim any
+                // storage's heads (a relay's too) and mislead subscribers.
+                if !peer.access || !peer.writes {
                     return Ok(Vec::new());
                 }
                 let mut gossip = Vec::new();

@@ -14,6 +14,9 @@ use crate::{
     wire::{self, Limits, Message, PROTOCOL_V1, PeerMetadata, RemoteHeads},
 };
 
+/// How much of a peer's `error` text is kept (logged and reported).
+const MAX_ERROR_TEXT: usize = 512;
+
 /// How many storage ids one connection may subscribe to.
 const MAX_SUBSCRIPTIONS: usize = 1024;
 
@@ -303,15 +306,24 @@ impl Hub {
             (Message::Join { .. } | Message::Peer { .. }, _) => Err(PeerFault(
                 "unexpected handshake message: the connection is already set up".to_owned(),
             )),
-            (Message::Error { message, .. }, _) => {
-                // Reported, not fatal: a peer that gives up on us closes the connection
-                // itself, and a relay refusing some changes (read-only access) keeps
-                // serving the rest, as the JS client takes it.
-                tracing::warn!(%connection, %message, "peer reported an error");
+            (Message::Error { mut message, .. }, _) => {
+                // Bounded: the text is the peer's.
+                if message.len() > MAX_ERROR_TEXT {
+                    let mut end = MAX_ERROR_TEXT;
+                    while !message.is_char_boundary(end) {
+                        end -= 1;
+                    }
+                    message.truncate(end);
+                }
+                tracing::debug!(%connection, %message, "peer reported an error");
                 out.push(Effect::Notify(Notification::PeerError {
                     connection,
                     message,
                 }));
+                // Reported, not fatal: a peer that refuses or gives up on us closes the
+                // connection itself (a handshake left unfinished times out), and a relay
+                // refusing some changes (read-only access) keeps serving the rest, as the JS
+                // client takes it.
                 Ok(Routed::Nothing)
             }
             (Message::Leave { .. }, _) => {

@@ -56,7 +56,6 @@ pub(crate) fn token(secret: &[u8], read: Grant, write: Grant, seconds: i64) -> S
         exp: (now + seconds).max(0) as u64,
         read,
         write,
-        relay: false,
     };
     mint(secret, &claims).unwrap()
 }
