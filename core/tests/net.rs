@@ -8,7 +8,6 @@ mod common;
 use std::time::Duration;
 
 use common::{eventually, number};
-use futures_util::{SinkExt, StreamExt};
 use tokio::{net::TcpListener, sync::oneshot};
 use tokio_tungstenite::tungstenite::{Message, protocol::frame::coding::CloseCode};
 use weft::{
@@ -159,27 +158,6 @@ async fn a_dialler_reconnects_when_the_listener_comes_back() {
     .await;
 }
 
-/// The close frame (code, reason) a raw client gets after sending `frames`.
-async fn close_after(url: &str, frames: Vec<Message>) -> Option<(CloseCode, String)> {
-    let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
-    for frame in frames {
-        if socket.send(frame).await.is_err() {
-            break;
-        }
-    }
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        match tokio::time::timeout_at(deadline, socket.next()).await {
-            Ok(Some(Ok(Message::Close(Some(frame))))) => {
-                return Some((frame.code, frame.reason.to_string()));
-            }
-            Ok(Some(Ok(Message::Close(None)))) | Ok(None) | Ok(Some(Err(_))) => return None,
-            Ok(Some(Ok(_))) => {}
-            Err(_) => panic!("the connection was not closed within 20 s"),
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_sockets_are_cut_off_alone() {
     let mut config = RepoConfig::default();
@@ -194,36 +172,24 @@ async fn hostile_sockets_are_cut_off_alone() {
     let on_bob = bob.find(doc.id()).await.unwrap();
 
     // A text frame.
-    let (code, reason) = close_after(&url, vec![Message::text("hello")])
+    let (code, reason) = common::close_after(&url, vec![Message::text("hello")])
         .await
         .unwrap();
     assert_eq!(code, CloseCode::Unsupported);
     assert!(reason.contains("text frames"), "{reason}");
     // A message over the size limit.
     let big = Message::Binary(vec![0u8; 100 * 1024].into());
-    let (code, reason) = close_after(&url, vec![big]).await.unwrap();
+    let (code, reason) = common::close_after(&url, vec![big]).await.unwrap();
     assert_eq!(code, CloseCode::Size);
     assert!(reason.contains("too big"), "{reason}");
     // Garbage bytes: an `error` message, then the connection ends.
-    let (mut socket, _) = tokio_tungstenite::connect_async(url.as_str())
-        .await
-        .unwrap();
-    socket
-        .send(Message::Binary(vec![0xff, 0x00, 0x13].into()))
-        .await
-        .unwrap();
-    let reply = tokio::time::timeout(Duration::from_secs(20), socket.next())
-        .await
-        .unwrap();
-    let Some(Ok(Message::Binary(bytes))) = reply else {
-        panic!("{reply:?}")
-    };
-    assert!(matches!(
-        wire::decode(&bytes),
-        Ok(Some(wire::Message::Error { .. }))
-    ));
+    let reply = common::first_reply(&url, vec![0xff, 0x00, 0x13]).await;
+    assert!(
+        matches!(reply, Some(wire::Message::Error { .. })),
+        "{reply:?}"
+    );
     // A peer that connects and never sends `join`: closed after the handshake timeout.
-    assert!(close_after(&url, Vec::new()).await.is_some());
+    assert!(common::close_after(&url, Vec::new()).await.is_some());
 
     // The honest peer never noticed.
     doc.change(|tx| tx.put(ROOT, "still", 1)).await.unwrap();
@@ -365,4 +331,81 @@ async fn a_relay_holds_in_memory_only_the_documents_connected_peers_use() {
         .await;
     }
     assert_eq!(relay.loaded_documents(), 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_unfinished_handshakes_does_not_keep_a_client_out() {
+    let relay = Repo::in_memory();
+    let doc = relay.create().await.unwrap();
+    doc.change(|tx| tx.put(ROOT, "title", 1)).await.unwrap();
+    // Room for 100 connections: 200 idle ones would fill it, were the oldest not closed.
+    let config = NetConfig::default().with_max_connections(100, 16);
+    let (url, _stop) = listen(&relay, config).await;
+    let address = url.trim_start_matches("ws://").to_owned();
+
+    // 200 connections that never say anything (not even HTTP), all open at once.
+    let mut idle = Vec::new();
+    for _ in 0..200 {
+        idle.push(tokio::net::TcpStream::connect(&address).await.unwrap());
+    }
+    // A real client still gets in, at once rather than after the 10 s handshake timeout.
+    let started = std::time::Instant::now();
+    let client = Repo::in_memory();
+    let dialer = client.dial(url, NetConfig::default());
+    let found = client.find(doc.id()).await.unwrap();
+    eventually("the client synced", || async {
+        number(&found, "title") == Some(1)
+    })
+    .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    // The oldest idle ones were closed to make room: at most 16 may still be waiting.
+    let mut closed = 0;
+    for mut stream in idle {
+        let mut byte = [0u8; 1];
+        let read = tokio::time::timeout(
+            Duration::from_millis(20),
+            tokio::io::AsyncReadExt::read(&mut stream, &mut byte),
+        )
+        .await;
+        if matches!(read, Ok(Ok(0)) | Ok(Err(_))) {
+            closed += 1;
+        }
+    }
+    assert!(closed >= 200 - 16, "only {closed} closed");
+    dialer.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_beyond_the_cap_are_refused_and_the_others_keep_syncing() {
+    let relay = Repo::in_memory();
+    let doc = relay.create().await.unwrap();
+    doc.change(|tx| tx.put(ROOT, "n", 0)).await.unwrap();
+    let (url, _stop) = listen(&relay, NetConfig::default().with_max_connections(2, 2)).await;
+    let (alice, bob) = (Repo::in_memory(), Repo::in_memory());
+    let _alice = common::online(&alice, &url).await;
+    let _bob = common::online(&bob, &url).await;
+    let (on_alice, on_bob) = (
+        alice.find(doc.id()).await.unwrap(),
+        bob.find(doc.id()).await.unwrap(),
+    );
+    // A third is turned away while two are connected.
+    let carol = Repo::in_memory();
+    let refused = carol.dial(url, NetConfig::default());
+    let state = tokio::time::timeout(
+        Duration::from_secs(10),
+        refused.wait_for(|s| matches!(s, ConnectionState::Offline { .. })),
+    )
+    .await
+    .unwrap();
+    assert!(matches!(state, ConnectionState::Offline { .. }));
+    refused.stop().await;
+    on_alice.change(|tx| tx.put(ROOT, "n", 1)).await.unwrap();
+    eventually("bob still syncs", || async {
+        number(&on_bob, "n") == Some(1)
+    })
+    .await;
 }

@@ -28,6 +28,8 @@ pub struct RelayConfig {
     pub net: NetConfig,
     /// How peers prove what they may read and write.
     pub access: AccessConfig,
+    /// How long a peer may take to send `join` after its WebSocket opened (10 s).
+    pub handshake_timeout_ms: u64,
 }
 
 /// Where the relay's token keys come from, and what peers without a token may do.
@@ -49,6 +51,7 @@ impl RelayConfig {
             data: data.into(),
             net: NetConfig::default(),
             access: AccessConfig::default(),
+            handshake_timeout_ms: 10_000,
         }
     }
 
@@ -117,6 +120,7 @@ pub async fn run(
 ) -> Result<(), RelayError> {
     let mut repo_config = RepoConfig::default();
     repo_config.sync = repo_config.sync.with_share_policy(Arc::new(ServeOnRequest));
+    repo_config.sync.handshake_timeout_ms = config.handshake_timeout_ms;
     let credentials = credentials(&config)?;
     let repo = Repo::open_with(config.database(), repo_config).await?;
     if let Ok(address) = listener.local_addr() {

@@ -44,6 +44,21 @@ struct ServeArgs {
         value_delimiter = ','
     )]
     jwt_secret_files: Vec<PathBuf>,
+    /// Most connections served at once; more are refused.
+    #[arg(long, env = "WEFT_MAX_CONNECTIONS", default_value_t = 10_000)]
+    max_connections: usize,
+    /// Most connections still in their handshake; a new one beyond closes the oldest.
+    #[arg(long, env = "WEFT_MAX_HANDSHAKING", default_value_t = 256)]
+    max_handshaking: usize,
+    /// Largest message in bytes; a larger one closes its connection (1009, with a reason).
+    #[arg(long, env = "WEFT_MAX_MESSAGE_BYTES", default_value_t = 64 << 20)]
+    max_message_bytes: usize,
+    /// Seconds a connection may take to finish its handshakes (WebSocket and join).
+    #[arg(long, env = "WEFT_HANDSHAKE_TIMEOUT", default_value_t = 10)]
+    handshake_timeout: u64,
+    /// Seconds between pings on an idle connection; one silent for two is closed.
+    #[arg(long, env = "WEFT_KEEPALIVE", default_value_t = 15)]
+    keepalive: u64,
     /// A file with an Ed25519 public key (PEM) that verifies EdDSA tokens (repeatable).
     #[arg(
         long = "jwt-public-key-file",
@@ -113,6 +128,13 @@ async fn main() -> ExitCode {
     let mut config = RelayConfig::new(args.data).with_anonymous(args.anonymous);
     config.access.hs256_secret_files = args.jwt_secret_files;
     config.access.eddsa_public_key_files = args.jwt_public_key_files;
+    config.net = config
+        .net
+        .with_max_connections(args.max_connections, args.max_handshaking)
+        .with_max_message_bytes(args.max_message_bytes)
+        .with_handshake_timeout(Duration::from_secs(args.handshake_timeout.max(1)))
+        .with_keepalive(Duration::from_secs(args.keepalive.max(1)));
+    config.handshake_timeout_ms = args.handshake_timeout.max(1) * 1000;
     match run(listener, config, shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

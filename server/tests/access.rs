@@ -242,3 +242,64 @@ async fn ten_thousand_probes_for_document_ids_find_nothing_and_disturb_nobody() 
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_input_to_the_relay_binary_ends_that_connection_alone() {
+    use tokio_tungstenite::tungstenite::{Message, protocol::frame::coding::CloseCode};
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let limits = [
+        "--anonymous",
+        "read-write",
+        "--max-message-bytes",
+        "65536",
+        "--handshake-timeout",
+        "1",
+    ];
+    let (relay, url, _) = support::start_binary(&data, &limits);
+    let (alice, bob) = (Repo::in_memory(), Repo::in_memory());
+    let _alice = online(&alice, &url).await;
+    let _bob = online(&bob, &url).await;
+    let doc = alice.create().await.unwrap();
+    doc.change(|tx| tx.put(ROOT, "n", 0)).await.unwrap();
+    let on_bob = find_eventually(&bob, doc.id()).await;
+
+    // A frame over the configured limit: closed with 1009 and the reason.
+    let big = Message::Binary(vec![0u8; 100 * 1024].into());
+    let (code, reason) = common::close_after(&url, vec![big]).await.unwrap();
+    assert_eq!(code, CloseCode::Size);
+    assert!(
+        reason.contains("too big") && reason.contains("65536"),
+        "{reason}"
+    );
+    // A text frame.
+    let (code, _) = common::close_after(&url, vec![Message::text("{}")])
+        .await
+        .unwrap();
+    assert_eq!(code, CloseCode::Unsupported);
+    // Garbage CBOR: told why in an `error` message.
+    let reply = common::first_reply(&url, vec![0xbf, 0xff, 0x61]).await;
+    assert!(
+        matches!(reply, Some(weft::wire::Message::Error { .. })),
+        "{reply:?}"
+    );
+    // A handshake that never finishes: closed after the configured second.
+    let started = std::time::Instant::now();
+    assert!(common::close_after(&url, Vec::new()).await.is_some());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // The honest peers never noticed, and nothing was lost.
+    for n in 1..=5 {
+        doc.change(move |tx| tx.put(ROOT, "n", n)).await.unwrap();
+    }
+    eventually("bob still syncs", || async {
+        number(&on_bob, "n") == Some(5)
+    })
+    .await;
+    support::terminate(relay);
+}

@@ -135,9 +135,15 @@ impl Repo {
                                 ever_connected = true;
                                 let _ = state_tx.send(ConnectionState::Connected);
                                 let since = tokio::time::Instant::now();
-                                let ended =
-                                    pump(socket, from_repo, to_repo, &config, stopping.clone())
-                                        .await;
+                                let ended = pump(
+                                    socket,
+                                    from_repo,
+                                    to_repo,
+                                    &config,
+                                    stopping.clone(),
+                                    None,
+                                )
+                                .await;
                                 if since.elapsed() >= STABLE {
                                     backoff = FIRST_BACKOFF;
                                     attempt = 0;

@@ -1,10 +1,18 @@
 //! Accepting peers on a TCP listener.
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{
+    collections::VecDeque,
+    future::Future,
+    sync::{
+        Arc, Mutex, PoisonError,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
 
 use tokio::{
     net::{TcpListener, TcpStream},
-    sync::{Semaphore, watch},
+    sync::{Semaphore, oneshot, watch},
     task::JoinSet,
 };
 
@@ -15,10 +23,6 @@ use super::{
     socket::{Ended, NetConfig, pump, refuse, transport_pair},
 };
 use crate::{Repo, Result, Role};
-
-/// How many connections a listener serves at once; more are refused. Keep the process's
-/// open-file limit above it.
-const MAX_CONNECTIONS: usize = 10_000;
 
 /// How long a shutdown waits for connections to close.
 const DRAIN: Duration = Duration::from_secs(10);
@@ -45,7 +49,8 @@ pub async fn serve_with(
     authorize: Arc<dyn Authorize>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let slots = Arc::new(Semaphore::new(config.max_connections));
+    let handshaking = Arc::new(Handshaking::new(config.max_handshaking));
     let (stop, stopping) = watch::channel(false);
     let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
@@ -63,8 +68,27 @@ pub async fn serve_with(
                     };
                     let (repo, stopping, authorize) =
                         (repo.clone(), stopping.clone(), authorize.clone());
+                    let (handshaking, (id, evicted)) =
+                        (handshaking.clone(), handshaking.register());
                     connections.spawn(async move {
-                        let ended = accept(repo, stream, config, &*authorize, stopping).await;
+                        let (spoke, mut spoken) = oneshot::channel();
+                        let accepting =
+                            accept(repo, stream, config, &*authorize, stopping, spoke);
+                        tokio::pin!(accepting, evicted);
+                        let mut waiting = true;
+                        let ended = loop {
+                            tokio::select! {
+                                ended = &mut accepting => break ended,
+                                _ = &mut spoken, if waiting => {
+                                    waiting = false;
+                                    handshaking.done(id);
+                                }
+                                _ = &mut evicted, if waiting => break Ended::Failed(
+                                    "closed: too many connections in their handshake".to_owned(),
+                                ),
+                            }
+                        };
+                        handshaking.done(id);
                         tracing::debug!(%address, ?ended, "connection ended");
                         drop(slot);
                     });
@@ -105,6 +129,7 @@ async fn accept(
     config: NetConfig,
     authorize: &dyn Authorize,
     stopping: watch::Receiver<bool>,
+    spoke: oneshot::Sender<()>,
 ) -> Ended {
     let _ = stream.set_nodelay(true);
     let mut decision = None;
@@ -130,5 +155,49 @@ async fn accept(
     if let Err(error) = repo.connect_with(transport, Role::Accept, access).await {
         return Ended::Failed(error.to_string());
     }
-    pump(socket, from_repo, to_repo, &config, stopping).await
+    pump(socket, from_repo, to_repo, &config, stopping, Some(spoke)).await
+}
+
+/// Connections still in their handshake, oldest first, each with the trigger that closes
+/// it. Beyond the cap, a new one closes the oldest.
+struct Handshaking {
+    cap: usize,
+    next: AtomicU64,
+    open: Mutex<VecDeque<(u64, oneshot::Sender<()>)>>,
+}
+
+impl Handshaking {
+    fn new(cap: usize) -> Self {
+        Self {
+            cap: cap.max(1),
+            next: AtomicU64::new(0),
+            open: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    /// A new connection: its id, and what resolves if it is evicted (or done).
+    fn register(&self) -> (u64, oneshot::Receiver<()>) {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let (evict, evicted) = oneshot::channel();
+        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        if open.len() >= self.cap
+            && let Some((oldest, evict_oldest)) = open.pop_front()
+        {
+            tracing::debug!(
+                connection = oldest,
+                "too many connections in their handshake: closing the oldest"
+            );
+            let _ = evict_oldest.send(());
+        }
+        open.push_back((id, evict));
+        (id, evicted)
+    }
+
+    /// The connection finished its handshake (or ended).
+    fn done(&self, id: u64) {
+        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(at) = open.iter().position(|(open_id, _)| *open_id == id) {
+            open.remove(at);
+        }
+    }
 }

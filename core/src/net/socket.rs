@@ -30,6 +30,13 @@ pub struct NetConfig {
     pub keepalive: Duration,
     /// How long a WebSocket (and TCP) handshake may take (10 s).
     pub handshake_timeout: Duration,
+    /// How many connections a listener serves at once (10,000); more are refused. Keep the
+    /// process's open-file limit above it.
+    pub max_connections: usize,
+    /// How many of those may still be in their handshake (TCP accepted, no automerge-repo
+    /// message yet) at once (256). A new one beyond it closes the oldest, so that a flood
+    /// of connections that never finish cannot keep a real client out.
+    pub max_handshaking: usize,
 }
 
 impl Default for NetConfig {
@@ -38,6 +45,8 @@ impl Default for NetConfig {
             max_message_bytes: 64 << 20,
             keepalive: Duration::from_secs(15),
             handshake_timeout: Duration::from_secs(10),
+            max_connections: 10_000,
+            max_handshaking: 256,
         }
     }
 }
@@ -52,6 +61,19 @@ impl NetConfig {
     /// With another largest message size.
     pub fn with_max_message_bytes(mut self, bytes: usize) -> Self {
         self.max_message_bytes = bytes;
+        self
+    }
+
+    /// With other connection caps (see the fields).
+    pub fn with_max_connections(mut self, connections: usize, handshaking: usize) -> Self {
+        self.max_connections = connections.max(1);
+        self.max_handshaking = handshaking.max(1);
+        self
+    }
+
+    /// With another handshake timeout.
+    pub fn with_handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.handshake_timeout = timeout;
         self
     }
 
@@ -93,6 +115,7 @@ pub(crate) async fn pump<S>(
     to_repo: mpsc::UnboundedSender<Vec<u8>>,
     config: &NetConfig,
     mut stop: tokio::sync::watch::Receiver<bool>,
+    mut first_message: Option<tokio::sync::oneshot::Sender<()>>,
 ) -> Ended
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -110,6 +133,9 @@ where
                 heard = Instant::now();
                 match frame {
                     Some(Ok(Message::Binary(bytes))) => {
+                        if let Some(first) = first_message.take() {
+                            let _ = first.send(()); // the peer is speaking the protocol
+                        }
                         if to_repo.send(bytes.to_vec()).is_err() {
                             return close(&mut socket, CloseCode::Away, "the repo closed").await;
                         }

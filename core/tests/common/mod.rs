@@ -10,9 +10,12 @@ use std::{
     io::Write,
     path::PathBuf,
     process::{Command, Stdio},
+    time::Duration,
 };
 
+use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
+use tokio_tungstenite::tungstenite::{Message, protocol::frame::coding::CloseCode};
 
 /// Runs `tests/js/<script>` with node, `input` as JSON on its stdin, and returns its JSON
 /// stdout; or `None` (with a note) if node or the npm packages are missing. The README's
@@ -59,7 +62,7 @@ where
         if condition().await {
             return;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     panic!("timed out waiting for {what}");
 }
@@ -90,7 +93,7 @@ pub(crate) async fn find_eventually(repo: &weft::Repo, id: weft::DocumentId) -> 
         if let Ok(doc) = repo.find(id).await {
             return doc;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     panic!("{id} was never found");
 }
@@ -172,5 +175,40 @@ impl Rng {
     }
     pub(crate) fn chance(&mut self, percent: u64) -> bool {
         self.below(100) < percent
+    }
+}
+
+/// The close frame (code, reason) a raw client gets after sending `frames`.
+pub(crate) async fn close_after(url: &str, frames: Vec<Message>) -> Option<(CloseCode, String)> {
+    let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    for frame in frames {
+        if socket.send(frame).await.is_err() {
+            break;
+        }
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        match tokio::time::timeout_at(deadline, socket.next()).await {
+            Ok(Some(Ok(Message::Close(Some(frame))))) => {
+                return Some((frame.code, frame.reason.to_string()));
+            }
+            Ok(Some(Ok(Message::Close(None)))) | Ok(None) | Ok(Some(Err(_))) => return None,
+            Ok(Some(Ok(_))) => {}
+            Err(_) => panic!("the connection was not closed within 20 s"),
+        }
+    }
+}
+
+/// The first message a raw client gets back after sending `bytes` as one binary frame,
+/// decoded (`None` if the connection closed first or the reply is not a message).
+pub(crate) async fn first_reply(url: &str, bytes: Vec<u8>) -> Option<weft::wire::Message> {
+    let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    socket.send(Message::Binary(bytes.into())).await.unwrap();
+    let reply = tokio::time::timeout(Duration::from_secs(20), socket.next())
+        .await
+        .expect("a reply within 20 s");
+    match reply {
+        Some(Ok(Message::Binary(bytes))) => weft::wire::decode(&bytes).ok().flatten(),
+        _ => None,
     }
 }
