@@ -8,6 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::{eventually, number};
+use futures_util::{SinkExt, StreamExt};
 use tokio::{net::TcpListener, sync::oneshot};
 use tokio_tungstenite::tungstenite::{Message, protocol::frame::coding::CloseCode};
 use weft::{
@@ -406,6 +407,101 @@ async fn connections_beyond_the_cap_are_refused_and_the_others_keep_syncing() {
     on_alice.change(|tx| tx.put(ROOT, "n", 1)).await.unwrap();
     eventually("bob still syncs", || async {
         number(&on_bob, "n") == Some(1)
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_stops_reading_is_cut_off_after_bounded_buffering() {
+    use weft::automerge::{
+        Automerge, ReadDoc, ScalarValue,
+        sync::{State, SyncDoc},
+    };
+    let relay = Repo::in_memory();
+    let mut rng = common::Rng(7);
+    let mut ids = Vec::new();
+    for _ in 0..30 {
+        // 256 KiB that do not compress.
+        let blob: Vec<u8> = (0..256 * 1024).map(|_| rng.next() as u8).collect();
+        let doc = relay.create().await.unwrap();
+        doc.change(move |tx| tx.put(ROOT, "blob", ScalarValue::Bytes(blob)))
+            .await
+            .unwrap();
+        ids.push(doc.id());
+    }
+    // Room for 512 KiB; keepalive as default, so that a stalled write would be given up
+    // only after 30 s: the end below comes from the bound.
+    let config = NetConfig::default().with_max_queued_bytes(512 * 1024);
+    let (url, _stop) = listen(&relay, config).await;
+    let bob = Repo::in_memory();
+    let _bob = common::online(&bob, &url).await;
+    let on_bob = bob.find(ids[0]).await.unwrap();
+
+    // A raw peer asks for all 30 documents (7.5 MiB) and never reads.
+    let (mut socket, _) = tokio_tungstenite::connect_async(url.as_str())
+        .await
+        .unwrap();
+    let me = weft::PeerId::new("sluggish");
+    let hello = wire::Message::Join {
+        sender: me.clone(),
+        metadata: None,
+        supported_versions: Some(vec!["1".to_owned()]),
+    };
+    socket
+        .send(Message::Binary(wire::encode(&hello).into()))
+        .await
+        .unwrap();
+    let ask = Automerge::new()
+        .generate_sync_message(&mut State::new())
+        .unwrap()
+        .encode();
+    let asked = std::time::Instant::now();
+    for id in &ids {
+        let request = wire::Message::Request {
+            sender: me.clone(),
+            target: relay.peer_id().clone(),
+            document: *id,
+            data: ask.clone(),
+        };
+        socket
+            .send(Message::Binary(wire::encode(&request).into()))
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Reading now: what was buffered, then the end, well short of all it asked for.
+    let mut received = 0;
+    let mut reason = None;
+    let drained = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(frame) = socket.next().await {
+            match frame {
+                Ok(Message::Binary(bytes)) => received += bytes.len(),
+                Ok(Message::Close(frame)) => {
+                    reason = frame.map(|f| f.reason.to_string());
+                    break;
+                }
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+    })
+    .await;
+    assert!(drained.is_ok(), "the connection was not ended");
+    assert!(
+        asked.elapsed() < Duration::from_secs(15),
+        "ended by the stall timeout, not the bound: {:?}",
+        asked.elapsed()
+    );
+    assert!(received < 30 * 256 * 1024, "it got everything: {received}");
+    if let Some(reason) = reason {
+        assert!(
+            reason.contains("not reading") || reason.contains("stopped reading"),
+            "{reason}"
+        );
+    }
+    // Bob never noticed.
+    eventually("bob has his document", || async {
+        on_bob.with_doc(|doc| doc.get(ROOT, "blob").unwrap().is_some())
     })
     .await;
 }

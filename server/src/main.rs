@@ -53,6 +53,10 @@ struct ServeArgs {
     /// Largest message in bytes; a larger one closes its connection (1009, with a reason).
     #[arg(long, env = "WEFT_MAX_MESSAGE_BYTES", default_value_t = 64 << 20)]
     max_message_bytes: usize,
+    /// Most bytes waiting to be written to one connection; a peer that stops reading is
+    /// disconnected beyond it (1008, with a reason).
+    #[arg(long, env = "WEFT_MAX_QUEUED_BYTES", default_value_t = 64 << 20)]
+    max_queued_bytes: usize,
     /// Seconds a connection may take to finish its handshakes (WebSocket and join).
     #[arg(long, env = "WEFT_HANDSHAKE_TIMEOUT", default_value_t = 10)]
     handshake_timeout: u64,
@@ -132,6 +136,7 @@ async fn main() -> ExitCode {
         .net
         .with_max_connections(args.max_connections, args.max_handshaking)
         .with_max_message_bytes(args.max_message_bytes)
+        .with_max_queued_bytes(args.max_queued_bytes)
         .with_handshake_timeout(Duration::from_secs(args.handshake_timeout.max(1)))
         .with_keepalive(Duration::from_secs(args.keepalive.max(1)));
     config.handshake_timeout_ms = args.handshake_timeout.max(1) * 1000;

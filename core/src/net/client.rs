@@ -127,7 +127,7 @@ impl Repo {
                 };
                 let error = match connected {
                     Ok(Ok((socket, _))) => {
-                        let (transport, from_repo, to_repo) = transport_pair();
+                        let (transport, link) = transport_pair(&config);
                         let registered = repo.connect(transport, Role::Dial).await;
                         dial_attempt = None;
                         match registered {
@@ -135,15 +135,8 @@ impl Repo {
                                 ever_connected = true;
                                 let _ = state_tx.send(ConnectionState::Connected);
                                 let since = tokio::time::Instant::now();
-                                let ended = pump(
-                                    socket,
-                                    from_repo,
-                                    to_repo,
-                                    &config,
-                                    stopping.clone(),
-                                    None,
-                                )
-                                .await;
+                                let ended =
+                                    pump(socket, link, &config, stopping.clone(), None).await;
                                 if since.elapsed() >= STABLE {
                                     backoff = FIRST_BACKOFF;
                                     attempt = 0;

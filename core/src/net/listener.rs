@@ -151,11 +151,11 @@ async fn accept(
         Some(Err(refused)) => return refuse(socket, repo.peer_id(), &refused.0).await,
         None => return Ended::Failed("the upgrade request was never seen".to_owned()),
     };
-    let (transport, from_repo, to_repo) = transport_pair();
+    let (transport, link) = transport_pair(&config);
     if let Err(error) = repo.connect_with(transport, Role::Accept, access).await {
         return Ended::Failed(error.to_string());
     }
-    pump(socket, from_repo, to_repo, &config, stopping, Some(spoke)).await
+    pump(socket, link, &config, stopping, Some(spoke)).await
 }
 
 /// Connections still in their handshake, oldest first, each with the trigger that closes

@@ -1,6 +1,6 @@
 //! One WebSocket pumped to and from a repo's transport.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::{
@@ -16,7 +16,7 @@ use tokio_tungstenite::{
     },
 };
 
-use crate::{PeerId, Transport, wire};
+use crate::{PeerId, Transport, repo::Backlog, wire};
 
 /// Limits and timers of WebSocket connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +33,9 @@ pub struct NetConfig {
     /// How many connections a listener serves at once (10,000); more are refused. Keep the
     /// process's open-file limit above it.
     pub max_connections: usize,
+    /// How many bytes may wait to be written to one connection (64 MiB, and always at
+    /// least one message): a peer that stops reading is disconnected beyond it.
+    pub max_queued_bytes: usize,
     /// How many of those may still be in their handshake (TCP accepted, no automerge-repo
     /// message yet) at once (256). A new one beyond it closes the oldest, so that a flood
     /// of connections that never finish cannot keep a real client out.
@@ -47,6 +50,7 @@ impl Default for NetConfig {
             handshake_timeout: Duration::from_secs(10),
             max_connections: 10_000,
             max_handshaking: 256,
+            max_queued_bytes: 64 << 20,
         }
     }
 }
@@ -71,6 +75,12 @@ impl NetConfig {
         self
     }
 
+    /// With another bound on bytes waiting to be written to one connection.
+    pub fn with_max_queued_bytes(mut self, bytes: usize) -> Self {
+        self.max_queued_bytes = bytes;
+        self
+    }
+
     /// With another handshake timeout.
     pub fn with_handshake_timeout(mut self, timeout: Duration) -> Self {
         self.handshake_timeout = timeout;
@@ -84,18 +94,26 @@ impl NetConfig {
     }
 }
 
-/// The repo's end of a connection, and the pump's.
-pub(crate) fn transport_pair() -> (
-    Transport,
-    mpsc::UnboundedReceiver<Vec<u8>>,
-    mpsc::UnboundedSender<Vec<u8>>,
-) {
+/// The pump's end of a connection: frames from the repo, frames to it, and what is queued.
+pub(crate) struct Link {
+    from_repo: mpsc::UnboundedReceiver<Vec<u8>>,
+    to_repo: mpsc::UnboundedSender<Vec<u8>>,
+    backlog: Arc<Backlog>,
+}
+
+/// The repo's end of a connection, and the pump's; at most `config.max_queued_bytes` may
+/// wait to be written.
+pub(crate) fn transport_pair(config: &NetConfig) -> (Transport, Link) {
     let (to_socket, from_repo) = mpsc::unbounded_channel();
     let (to_repo, from_socket) = mpsc::unbounded_channel();
+    let backlog = Arc::new(Backlog::new(config.max_queued_bytes));
     (
-        Transport::from_channels(to_socket, from_socket),
-        from_repo,
-        to_repo,
+        Transport::from_channels(to_socket, from_socket).with_backlog(backlog.clone()),
+        Link {
+            from_repo,
+            to_repo,
+            backlog,
+        },
     )
 }
 
@@ -111,8 +129,7 @@ pub(crate) enum Ended {
 /// Moves frames between `socket` and the repo until either side ends the connection.
 pub(crate) async fn pump<S>(
     mut socket: WebSocketStream<S>,
-    mut from_repo: mpsc::UnboundedReceiver<Vec<u8>>,
-    to_repo: mpsc::UnboundedSender<Vec<u8>>,
+    link: Link,
     config: &NetConfig,
     mut stop: tokio::sync::watch::Receiver<bool>,
     mut first_message: Option<tokio::sync::oneshot::Sender<()>>,
@@ -120,6 +137,11 @@ pub(crate) async fn pump<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    let Link {
+        mut from_repo,
+        to_repo,
+        backlog,
+    } = link;
     let interval = config.keepalive.max(Duration::from_millis(100));
     // A peer that stops reading stalls our sends; this bounds how long one may take, so
     // that the pump still notices shutdown and dead peers.
@@ -169,7 +191,16 @@ where
             }
             outgoing = from_repo.recv() => match outgoing {
                 Some(bytes) => {
-                    let sent = tokio::time::timeout(send_timeout, socket.send(Message::Binary(bytes.into()))).await;
+                    let length = bytes.len();
+                    let sending = tokio::time::timeout(send_timeout, socket.send(Message::Binary(bytes.into())));
+                    let sent = tokio::select! {
+                        sent = sending => sent,
+                        // Too much queued behind this send: stop waiting on the peer.
+                        () = backlog.overflow.notified() => {
+                            return fail(&mut socket, CloseCode::Policy, &not_reading(config)).await;
+                        }
+                    };
+                    backlog.written(length);
                     match sent {
                         Ok(Ok(())) => {}
                         Ok(Err(error)) => return Ended::Failed(error.to_string()),
@@ -178,6 +209,9 @@ where
                 }
                 // The repo ended the connection (it said why in an `error` message, if it
                 // was the peer's fault).
+                None if backlog.overflowed() => {
+                    return fail(&mut socket, CloseCode::Policy, &not_reading(config)).await;
+                }
                 None => return close(&mut socket, CloseCode::Normal, "closed by the repo").await,
             },
             _ = keepalive.tick() => {
@@ -216,6 +250,13 @@ where
     .await;
     close(&mut socket, CloseCode::Policy, &reason).await;
     Ended::Failed(reason)
+}
+
+fn not_reading(config: &NetConfig) -> String {
+    format!(
+        "not reading: more than {} bytes queued",
+        config.max_queued_bytes
+    )
 }
 
 async fn close<S>(socket: &mut WebSocketStream<S>, code: CloseCode, reason: &str) -> Ended

@@ -16,4 +16,5 @@ pub use doc_handle::{Committed, DocHandle};
 pub(crate) use document::load_untrusted;
 pub use historic_view::HistoricView;
 pub use repo::Repo;
+pub(crate) use sync_driver::Backlog;
 pub use sync_driver::{Role, Transport};

@@ -2,7 +2,15 @@
 //! hub, and hands document work to each document's thread (where its synchroniser lives
 //! beside the automerge document).
 
-use std::{collections::HashMap, fmt, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    fmt,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
 
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -50,6 +58,53 @@ pub(crate) const FIND_DEFERRAL: Duration =
 pub struct Transport {
     outgoing: mpsc::UnboundedSender<Vec<u8>>,
     incoming: mpsc::UnboundedReceiver<Vec<u8>>,
+    /// What is queued for the link and not yet written (set by links that report it).
+    backlog: Option<Arc<Backlog>>,
+}
+
+/// Bytes queued on a connection and not yet written to its link, with the most it may
+/// hold: a peer that stops reading is disconnected once that is exceeded, instead of
+/// growing the queue without bound.
+#[derive(Debug)]
+pub(crate) struct Backlog {
+    queued: AtomicUsize,
+    limit: usize,
+    overflowed: AtomicBool,
+    /// Wakes the link's writer, which may be stuck writing to a peer that does not read.
+    pub(crate) overflow: tokio::sync::Notify,
+}
+
+impl Backlog {
+    pub(crate) fn new(limit: usize) -> Self {
+        Self {
+            queued: AtomicUsize::new(0),
+            limit,
+            overflowed: AtomicBool::new(false),
+            overflow: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// `bytes` more are queued; `false` if that is over the limit (one message is always
+    /// let through, whatever its size).
+    fn add(&self, bytes: usize) -> bool {
+        let before = self.queued.fetch_add(bytes, Ordering::AcqRel);
+        before == 0 || before + bytes <= self.limit
+    }
+
+    /// `bytes` were written to the link.
+    pub(crate) fn written(&self, bytes: usize) {
+        self.queued.fetch_sub(bytes, Ordering::AcqRel);
+    }
+
+    /// Whether the connection was closed for exceeding the limit.
+    pub(crate) fn overflowed(&self) -> bool {
+        self.overflowed.load(Ordering::Acquire)
+    }
+
+    /// How many bytes wait.
+    pub(crate) fn queued(&self) -> usize {
+        self.queued.load(Ordering::Acquire)
+    }
 }
 
 impl Transport {
@@ -61,10 +116,12 @@ impl Transport {
             Self {
                 outgoing: a_out,
                 incoming: a_in,
+                backlog: None,
             },
             Self {
                 outgoing: b_out,
                 incoming: b_in,
+                backlog: None,
             },
         )
     }
@@ -75,8 +132,24 @@ impl Transport {
         outgoing: mpsc::UnboundedSender<Vec<u8>>,
         incoming: mpsc::UnboundedReceiver<Vec<u8>>,
     ) -> Self {
-        Self { outgoing, incoming }
+        Self {
+            outgoing,
+            incoming,
+            backlog: None,
+        }
     }
+
+    /// With a bound on what may wait for the link (the network layer reports writes).
+    pub(crate) fn with_backlog(mut self, backlog: Arc<Backlog>) -> Self {
+        self.backlog = Some(backlog);
+        self
+    }
+}
+
+/// The driver's side of a connection's link.
+struct Outgoing {
+    sender: mpsc::UnboundedSender<Vec<u8>>,
+    backlog: Option<Arc<Backlog>>,
 }
 
 /// Which end of a connection a repo is: the one that dials sends `join`, the one that
@@ -259,7 +332,7 @@ struct Driver {
     /// Documents being synced. Held while the driver runs (unloading synced documents is
     /// for a later version).
     docs: HashMap<DocumentId, Entry>,
-    connections: HashMap<ConnectionId, mpsc::UnboundedSender<Vec<u8>>>,
+    connections: HashMap<ConnectionId, Outgoing>,
     /// App `find`s waiting for peers to answer.
     waiting: HashMap<DocumentId, Vec<FindReply>>,
     next_connection: u64,
@@ -324,7 +397,13 @@ impl Driver {
             } => {
                 self.next_connection += 1;
                 let connection = ConnectionId(self.next_connection);
-                self.connections.insert(connection, transport.outgoing);
+                self.connections.insert(
+                    connection,
+                    Outgoing {
+                        sender: transport.outgoing,
+                        backlog: transport.backlog,
+                    },
+                );
                 self.hub
                     .connected(connection, role == Role::Dial, access, now(), &mut out);
                 let commands = self.commands.clone();
@@ -496,8 +575,19 @@ impl Driver {
         for effect in effects {
             match effect {
                 Effect::Send { connection, bytes } => {
-                    if let Some(outgoing) = self.connections.get(&connection) {
-                        let _ = outgoing.send(bytes);
+                    let Some(outgoing) = self.connections.get(&connection) else {
+                        continue;
+                    };
+                    let room = outgoing.backlog.as_ref().is_none_or(|b| b.add(bytes.len()));
+                    if room {
+                        let _ = outgoing.sender.send(bytes);
+                    } else if let Some(backlog) = &outgoing.backlog {
+                        // The peer is not reading: let it go rather than queue without end.
+                        tracing::info!(%connection, queued = backlog.queued(), "peer not reading: closing the connection");
+                        backlog.overflowed.store(true, Ordering::Release);
+                        backlog.overflow.notify_one();
+                        backlog.written(bytes.len());
+                        self.connections.remove(&connection);
                     }
                 }
                 Effect::Close { connection, reason } => {
