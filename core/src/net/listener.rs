@@ -7,7 +7,7 @@ use std::{
         Arc, Mutex, PoisonError,
         atomic::{AtomicU64, Ordering},
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use tokio::{
@@ -23,6 +23,9 @@ use super::{
     socket::{Ended, NetConfig, pump, refuse, transport_pair},
 };
 use crate::{Repo, Result, Role};
+
+/// How long a connection may be in its handshake before a newer one may evict it.
+const MIN_AGE_TO_EVICT: Duration = Duration::from_secs(1);
 
 /// How long a shutdown waits for connections to close.
 const DRAIN: Duration = Duration::from_secs(10);
@@ -66,10 +69,15 @@ pub async fn serve_with(
                         drop(stream);
                         continue;
                     };
-                    let (repo, stopping, authorize) =
-                        (repo.clone(), stopping.clone(), authorize.clone());
-                    let (handshaking, (id, evicted)) =
-                        (handshaking.clone(), handshaking.register());
+                    // Too many still in their handshake, all of them recent: refuse this
+                    // one rather than throw out a real client that is just slow.
+                    let Some((id, evicted)) = handshaking.register() else {
+                        tracing::debug!(%address, "too many connections in their handshake; refused");
+                        drop(stream);
+                        continue;
+                    };
+                    let (repo, stopping, authorize, handshaking) =
+                        (repo.clone(), stopping.clone(), authorize.clone(), handshaking.clone());
                     connections.spawn(async move {
                         let (spoke, mut spoken) = oneshot::channel();
                         let accepting =
@@ -78,6 +86,9 @@ pub async fn serve_with(
                         let mut waiting = true;
                         let ended = loop {
                             tokio::select! {
+                                // In this order: a connection that has just spoken is
+                                // done, even if it was picked for eviction meanwhile.
+                                biased;
                                 ended = &mut accepting => break ended,
                                 _ = &mut spoken, if waiting => {
                                     waiting = false;
@@ -163,7 +174,7 @@ async fn accept(
 struct Handshaking {
     cap: usize,
     next: AtomicU64,
-    open: Mutex<VecDeque<(u64, oneshot::Sender<()>)>>,
+    open: Mutex<VecDeque<(u64, Instant, oneshot::Sender<()>)>>,
 }
 
 impl Handshaking {
@@ -175,28 +186,37 @@ impl Handshaking {
         }
     }
 
-    /// A new connection: its id, and what resolves if it is evicted (or done).
-    fn register(&self) -> (u64, oneshot::Receiver<()>) {
+    /// A new connection: its id, and what resolves if it is evicted (or done). `None` if
+    /// the registry is full of connections younger than [`MIN_AGE_TO_EVICT`]: the new one
+    /// is refused instead (a client retries; a reconnect storm is not turned into
+    /// evictions of real clients).
+    fn register(&self) -> Option<(u64, oneshot::Receiver<()>)> {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let (evict, evicted) = oneshot::channel();
         let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
-        if open.len() >= self.cap
-            && let Some((oldest, evict_oldest)) = open.pop_front()
-        {
-            tracing::debug!(
-                connection = oldest,
-                "too many connections in their handshake: closing the oldest"
-            );
-            let _ = evict_oldest.send(());
+        if open.len() >= self.cap {
+            if open
+                .front()
+                .is_some_and(|(_, since, _)| since.elapsed() < MIN_AGE_TO_EVICT)
+            {
+                return None;
+            }
+            if let Some((oldest, _, evict_oldest)) = open.pop_front() {
+                tracing::debug!(
+                    connection = oldest,
+                    "too many connections in their handshake: closing the oldest"
+                );
+                let _ = evict_oldest.send(());
+            }
         }
-        open.push_back((id, evict));
-        (id, evicted)
+        open.push_back((id, Instant::now(), evict));
+        Some((id, evicted))
     }
 
     /// The connection finished its handshake (or ended).
     fn done(&self, id: u64) {
         let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(at) = open.iter().position(|(open_id, _)| *open_id == id) {
+        if let Some(at) = open.iter().position(|(open_id, _, _)| *open_id == id) {
             open.remove(at);
         }
     }

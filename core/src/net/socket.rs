@@ -34,7 +34,8 @@ pub struct NetConfig {
     /// process's open-file limit above it.
     pub max_connections: usize,
     /// How many bytes may wait to be written to one connection (64 MiB, and always at
-    /// least one message): a peer that stops reading is disconnected beyond it.
+    /// least one message): a peer that stops reading is disconnected beyond it; one that is
+    /// still reading (something written within a keepalive interval) beyond four times it.
     pub max_queued_bytes: usize,
     /// How many of those may still be in their handshake (TCP accepted, no automerge-repo
     /// message yet) at once (256). A new one beyond it closes the oldest, so that a flood
@@ -69,15 +70,18 @@ impl NetConfig {
     }
 
     /// With other connection caps (see the fields).
+    /// `handshaking` is kept to at most half of `connections`, so that connections in
+    /// their handshake can never fill every slot (evicting them is what keeps room).
     pub fn with_max_connections(mut self, connections: usize, handshaking: usize) -> Self {
-        self.max_connections = connections.max(1);
-        self.max_handshaking = handshaking.max(1);
+        self.max_connections = connections.max(2);
+        self.max_handshaking = handshaking.clamp(1, self.max_connections / 2);
         self
     }
 
-    /// With another bound on bytes waiting to be written to one connection.
+    /// With another bound on bytes waiting to be written to one connection (at least one
+    /// message of the largest size).
     pub fn with_max_queued_bytes(mut self, bytes: usize) -> Self {
-        self.max_queued_bytes = bytes;
+        self.max_queued_bytes = bytes.max(1);
         self
     }
 
@@ -106,7 +110,7 @@ pub(crate) struct Link {
 pub(crate) fn transport_pair(config: &NetConfig) -> (Transport, Link) {
     let (to_socket, from_repo) = mpsc::unbounded_channel();
     let (to_repo, from_socket) = mpsc::unbounded_channel();
-    let backlog = Arc::new(Backlog::new(config.max_queued_bytes));
+    let backlog = Arc::new(Backlog::new(config.max_queued_bytes, config.keepalive));
     (
         Transport::from_channels(to_socket, from_socket).with_backlog(backlog.clone()),
         Link {
@@ -218,7 +222,13 @@ where
                 if heard.elapsed() > interval * 2 {
                     return fail(&mut socket, CloseCode::Away, "no answer to pings").await;
                 }
-                let ping = tokio::time::timeout(send_timeout, socket.send(Message::Ping(Vec::new().into()))).await;
+                let pinging = tokio::time::timeout(send_timeout, socket.send(Message::Ping(Vec::new().into())));
+                let ping = tokio::select! {
+                    ping = pinging => ping,
+                    () = backlog.overflow.notified() => {
+                        return fail(&mut socket, CloseCode::Policy, &not_reading(config)).await;
+                    }
+                };
                 match ping {
                     Ok(Ok(())) => {}
                     Ok(Err(error)) => return Ended::Failed(error.to_string()),

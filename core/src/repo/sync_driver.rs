@@ -7,7 +7,7 @@ use std::{
     fmt,
     sync::{
         Arc,
-        atomic::{AtomicBool, AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
     },
     time::Duration,
 };
@@ -64,21 +64,30 @@ pub struct Transport {
 
 /// Bytes queued on a connection and not yet written to its link, with the most it may
 /// hold: a peer that stops reading is disconnected once that is exceeded, instead of
-/// growing the queue without bound.
+/// growing the queue without bound. A peer that is still reading (something was written
+/// within `stall`) may go up to four times over, since a first sync sends every document's
+/// first message at once.
 #[derive(Debug)]
 pub(crate) struct Backlog {
     queued: AtomicUsize,
     limit: usize,
+    stall: Duration,
+    created: std::time::Instant,
+    /// When something was last written, in milliseconds since `created`.
+    last_written_ms: AtomicU64,
     overflowed: AtomicBool,
     /// Wakes the link's writer, which may be stuck writing to a peer that does not read.
     pub(crate) overflow: tokio::sync::Notify,
 }
 
 impl Backlog {
-    pub(crate) fn new(limit: usize) -> Self {
+    pub(crate) fn new(limit: usize, stall: Duration) -> Self {
         Self {
             queued: AtomicUsize::new(0),
             limit,
+            stall,
+            created: std::time::Instant::now(),
+            last_written_ms: AtomicU64::new(0),
             overflowed: AtomicBool::new(false),
             overflow: tokio::sync::Notify::new(),
         }
@@ -88,12 +97,25 @@ impl Backlog {
     /// let through, whatever its size).
     fn add(&self, bytes: usize) -> bool {
         let before = self.queued.fetch_add(bytes, Ordering::AcqRel);
-        before == 0 || before + bytes <= self.limit
+        let after = before.saturating_add(bytes);
+        if before == 0 || after <= self.limit {
+            return true;
+        }
+        let since_write = self
+            .elapsed_ms()
+            .saturating_sub(self.last_written_ms.load(Ordering::Acquire));
+        after <= self.limit.saturating_mul(4) && u128::from(since_write) < self.stall.as_millis()
+    }
+
+    fn elapsed_ms(&self) -> u64 {
+        u64::try_from(self.created.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
     /// `bytes` were written to the link.
     pub(crate) fn written(&self, bytes: usize) {
         self.queued.fetch_sub(bytes, Ordering::AcqRel);
+        self.last_written_ms
+            .store(self.elapsed_ms(), Ordering::Release);
     }
 
     /// Whether the connection was closed for exceeding the limit.
