@@ -26,6 +26,10 @@ struct Cli {
 
 #[derive(Debug, clap::Args)]
 struct ServeArgs {
+    /// Log lines as text, or as one JSON object per line (for log collectors). Logs never
+    /// contain document content or tokens.
+    #[arg(long, env = "WEFT_LOG_FORMAT", value_enum, default_value = "text")]
+    log_format: LogFormat,
     /// Address to listen on.
     #[arg(long, env = "WEFT_LISTEN", default_value = "127.0.0.1:3030")]
     listen: SocketAddr,
@@ -72,6 +76,29 @@ struct ServeArgs {
     jwt_public_key_files: Vec<PathBuf>,
 }
 
+/// How log lines are written (to stderr; `RUST_LOG` sets the level, default `info`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        LogFormat::Json => logs.json().init(),
+    }
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Mint a token signed with the relay's HS256 secret; prints it.
@@ -102,19 +129,12 @@ struct TokenArgs {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
     let cli = Cli::parse();
     let args = match cli.command {
         Some(Command::Token(args)) => return mint(args),
         None => cli.serve,
     };
+    init_logs(args.log_format);
     let shutdown = match shutdown_signal() {
         Ok(shutdown) => shutdown,
         Err(error) => {

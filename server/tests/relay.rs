@@ -158,3 +158,33 @@ async fn the_relay_killed_mid_sync_restarts_and_everything_converges() {
     relay.wait().unwrap();
     alice.close().await.unwrap();
 }
+
+#[test]
+fn the_binary_logs_json_lines_on_request() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let mut relay = std::process::Command::new(env!("CARGO_BIN_EXE_weft-relay"))
+        .args(["--listen", "127.0.0.1:0", "--log-format", "json", "--data"])
+        .arg(dir.path().join("data"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(relay.stderr.take().unwrap()).lines();
+    // Every line is one JSON object; the listening line carries the address as a field.
+    let listening = loop {
+        let line = lines.next().expect("it logs").unwrap();
+        let entry: serde_json::Value = serde_json::from_str(&line).expect("a JSON line");
+        if entry["fields"]["message"] == "relay listening" {
+            break entry;
+        }
+    };
+    assert!(
+        listening["fields"]["address"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("127.0.0.1:")),
+        "{listening}"
+    );
+    assert_eq!(listening["level"], "INFO");
+    std::thread::spawn(move || lines.for_each(drop));
+    support::terminate(relay);
+}
