@@ -25,7 +25,8 @@ use weft::{
 };
 
 /// What peers without a token may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Anonymous {
     /// Read every document they know the id of.
     Read,
@@ -55,7 +56,8 @@ impl Grant {
         Self::Everything("*".to_owned())
     }
 
-    fn scope(&self) -> Result<Scope, String> {
+    /// The documents granted.
+    pub fn scope(&self) -> Result<Scope, String> {
         match self {
             Self::Everything(star) if star == "*" => Ok(Scope::All),
             Self::Everything(other) => Err(format!("{other:?} is neither \"*\" nor a list")),

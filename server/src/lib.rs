@@ -42,6 +42,8 @@ pub struct AccessConfig {
     pub hs256_secret_files: Vec<PathBuf>,
     /// Files holding Ed25519 public keys in PEM, for EdDSA tokens.
     pub eddsa_public_key_files: Vec<PathBuf>,
+    /// Static keys: (name for the logs, the key itself, what it grants).
+    pub static_keys: Vec<(String, String, weft::sync::Access)>,
 }
 
 impl RelayConfig {
@@ -95,6 +97,9 @@ pub fn credentials(config: &RelayConfig) -> Result<Credentials, RelayError> {
         credentials = credentials
             .with_eddsa_public_key(&pem)
             .map_err(|error| keys(path, &error))?;
+    }
+    for (name, key, access) in &config.access.static_keys {
+        credentials = credentials.with_static_key(name, key, access.clone());
     }
     if !credentials.has_keys() {
         let (secret, path, created) =

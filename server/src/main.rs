@@ -2,7 +2,9 @@
 
 use std::{future::Future, net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 
-use clap::{Parser, Subcommand};
+mod config_file;
+
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use tokio::net::TcpListener;
 use weft_relay::{
     RelayConfig,
@@ -26,6 +28,10 @@ struct Cli {
 
 #[derive(Debug, clap::Args)]
 struct ServeArgs {
+    /// A TOML file with any of these settings (same names) and static keys; flags and
+    /// environment variables win over it. Reference: server/README.md.
+    #[arg(long, env = "WEFT_CONFIG")]
+    config: Option<PathBuf>,
     /// Log lines as text, or as one JSON object per line (for log collectors). Logs never
     /// contain document content or tokens.
     #[arg(long, env = "WEFT_LOG_FORMAT", value_enum, default_value = "text")]
@@ -77,7 +83,8 @@ struct ServeArgs {
 }
 
 /// How log lines are written (to stderr; `RUST_LOG` sets the level, default `info`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 enum LogFormat {
     /// Human-readable lines.
     Text,
@@ -129,10 +136,26 @@ struct TokenArgs {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let args = match cli.command {
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(error) => error.exit(),
+    };
+    let mut args = match cli.command {
         Some(Command::Token(args)) => return mint(args),
         None => cli.serve,
+    };
+    let static_keys = match args.config.clone() {
+        None => Vec::new(),
+        Some(path) => match config_file::ConfigFile::load(&path)
+            .and_then(|file| file.apply(&mut args, &matches))
+        {
+            Ok(keys) => keys,
+            Err(error) => {
+                eprintln!("weft-relay: configuration: {error}");
+                return ExitCode::from(2);
+            }
+        },
     };
     init_logs(args.log_format);
     let shutdown = match shutdown_signal() {
@@ -152,6 +175,7 @@ async fn main() -> ExitCode {
     let mut config = RelayConfig::new(args.data).with_anonymous(args.anonymous);
     config.access.hs256_secret_files = args.jwt_secret_files;
     config.access.eddsa_public_key_files = args.jwt_public_key_files;
+    config.access.static_keys = static_keys;
     config.net = config
         .net
         .with_max_connections(args.max_connections, args.max_handshaking)

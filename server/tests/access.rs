@@ -303,3 +303,49 @@ async fn hostile_input_to_the_relay_binary_ends_that_connection_alone() {
     .await;
     support::terminate(relay);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configuration_file_sets_limits_and_static_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("relay.toml");
+    std::fs::write(
+        &config,
+        r#"
+max-message-bytes = 65536
+
+[[static-key]]
+name = "ci"
+key = "a-static-key-for-the-tests"
+write = "*"
+"#,
+    )
+    .unwrap();
+    let flag = config.to_str().unwrap();
+    let (relay, url, _) = support::start_binary(&dir.path().join("data"), &["--config", flag]);
+    // The static key lets a device in; no key is still refused.
+    let alice = Repo::in_memory();
+    let _alice = online(&alice, &format!("{url}/?token=a-static-key-for-the-tests")).await;
+    let doc = alice.create().await.unwrap();
+    doc.change(|tx| tx.put(ROOT, "n", 1)).await.unwrap();
+    assert!(refusal(&url).await.contains("a token is required"));
+    // The file's message limit applies.
+    let big = tokio_tungstenite::tungstenite::Message::Binary(vec![0u8; 100 * 1024].into());
+    let (_, reason) = common::close_after(
+        &format!("{url}/?token=a-static-key-for-the-tests"),
+        vec![big],
+    )
+    .await
+    .unwrap();
+    assert!(reason.contains("65536"), "{reason}");
+    support::terminate(relay);
+
+    // A mistake in the file stops the relay with the reason, before it serves anything.
+    std::fs::write(&config, "max-conections = 5\n").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_weft-relay"))
+        .args(["--listen", "127.0.0.1:0", "--config", flag])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(said.contains("max-conections"), "{said}");
+}
