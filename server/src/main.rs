@@ -2,6 +2,7 @@
 
 use std::{future::Future, net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 
+mod admin;
 mod config_file;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
@@ -110,6 +111,9 @@ fn init_logs(format: LogFormat) {
 enum Command {
     /// Mint a token signed with the relay's HS256 secret; prints it.
     Token(TokenArgs),
+    /// The relay's documents: list, export, import, compact, verify.
+    #[command(subcommand)]
+    Docs(admin::Docs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -143,6 +147,7 @@ async fn main() -> ExitCode {
     };
     let mut args = match cli.command {
         Some(Command::Token(args)) => return mint(args),
+        Some(Command::Docs(command)) => return admin::run(command).await,
         None => cli.serve,
     };
     let static_keys = match args.config.clone() {
