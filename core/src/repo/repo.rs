@@ -108,11 +108,10 @@ impl RepoShared {
     }
 
     /// Registers a loaded document; tells the sync driver, if peers may want it.
+    /// Records a loaded document. (The sync driver hears of it from its first `DocHandle`,
+    /// which every caller makes right after.)
     fn register(&self, document: &Arc<Document>) {
         self.loaded().insert(document.id, Arc::downgrade(document));
-        if let Some(sync) = self.sync.get() {
-            sync.send(Command::Opened(document.clone()));
-        }
     }
 
     /// A document this replica does not have, to be asked of peers: the one loaded if any
