@@ -30,6 +30,7 @@
 mod error;
 pub mod id;
 pub mod net;
+pub mod observe;
 mod repo;
 pub mod store;
 pub mod sync;

@@ -511,3 +511,81 @@ async fn a_peer_that_stops_reading_is_cut_off_after_bounded_buffering() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_over_its_message_rate_is_slowed_down_and_nothing_is_lost() {
+    let relay = Repo::in_memory();
+    let doc = relay.create().await.unwrap();
+    // 20 messages a second after a burst of 10.
+    let (url, _stop) = listen(&relay, NetConfig::default().with_message_rate(20, 10)).await;
+    let bob = Repo::in_memory();
+    let _bob = common::online(&bob, &url).await;
+    let on_bob = bob.find(doc.id()).await.unwrap();
+    let mut events = on_bob.subscribe();
+    let heard = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = heard.clone();
+    tokio::spawn(async move {
+        while let Some(event) = events.recv().await {
+            if matches!(event, weft::DocEvent::Ephemeral { .. }) {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+    });
+
+    // A raw peer joins, opens the document and sends 60 ephemeral messages at once.
+    let (mut socket, _) = tokio_tungstenite::connect_async(url.as_str())
+        .await
+        .unwrap();
+    let me = weft::PeerId::new("chatty");
+    let mut frames = vec![wire::Message::Join {
+        sender: me.clone(),
+        metadata: None,
+        supported_versions: Some(vec!["1".to_owned()]),
+    }];
+    for count in 1..=60 {
+        frames.push(wire::Message::Ephemeral {
+            sender: me.clone(),
+            target: relay.peer_id().clone(),
+            document: doc.id(),
+            session: "s".to_owned(),
+            count,
+            data: vec![0xa1, 0x61, 0x6e, 0x01],
+        });
+    }
+    let started = std::time::Instant::now();
+    for frame in &frames {
+        socket
+            .send(Message::Binary(wire::encode(frame).into()))
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(1).saturating_sub(started.elapsed())).await;
+    // After one second: at most the burst and a second's worth (with slack), not all 60.
+    let after_a_second = heard.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        after_a_second <= 35,
+        "not slowed down: {after_a_second} after 1 s"
+    );
+    // Then all of them, in time: paced, never dropped.
+    eventually("every message arrives", || async {
+        heard.load(std::sync::atomic::Ordering::SeqCst) == 60
+    })
+    .await;
+    // The paced peer's connection is still open: one more message gets through.
+    let more = wire::Message::Ephemeral {
+        sender: me.clone(),
+        target: relay.peer_id().clone(),
+        document: doc.id(),
+        session: "s".to_owned(),
+        count: 61,
+        data: vec![0xa1, 0x61, 0x6e, 0x02],
+    };
+    socket
+        .send(Message::Binary(wire::encode(&more).into()))
+        .await
+        .unwrap();
+    eventually("the paced peer is still connected", || async {
+        heard.load(std::sync::atomic::Ordering::SeqCst) == 61
+    })
+    .await;
+}

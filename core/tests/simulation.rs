@@ -268,7 +268,9 @@ impl Sim {
         if trace {
             for effect in &effects {
                 let text = match effect {
-                    Effect::Send { connection, bytes } => {
+                    Effect::Send {
+                        connection, bytes, ..
+                    } => {
                         format!("Send {connection} {:?}", weft::wire::decode(bytes))
                     }
                     other => format!("{other:?}"),
@@ -283,7 +285,9 @@ impl Sim {
         }
         for effect in effects {
             match effect {
-                Effect::Send { connection, bytes } => {
+                Effect::Send {
+                    connection, bytes, ..
+                } => {
                     let Some((link, end)) = self.find_link(node, connection) else {
                         continue;
                     };

@@ -27,6 +27,9 @@ pub(crate) struct ConfigFile {
     max_queued_bytes: Option<usize>,
     handshake_timeout: Option<u64>,
     keepalive: Option<u64>,
+    message_rate: Option<u32>,
+    message_burst: Option<u32>,
+    metrics_listen: Option<SocketAddr>,
     #[serde(default)]
     static_key: Vec<StaticKey>,
 }
@@ -85,9 +88,14 @@ impl ConfigFile {
             max_queued_bytes <- max_queued_bytes,
             handshake_timeout <- handshake_timeout,
             keepalive <- keepalive,
+            message_rate <- message_rate,
+            message_burst <- message_burst,
         );
         if self.anonymous.is_some() && unset("anonymous") {
             args.anonymous = self.anonymous;
+        }
+        if self.metrics_listen.is_some() && unset("metrics_listen") {
+            args.metrics_listen = self.metrics_listen;
         }
         self.static_key
             .into_iter()

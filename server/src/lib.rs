@@ -9,12 +9,21 @@
 #![warn(missing_docs)]
 
 pub mod auth;
+pub mod http;
+pub mod metrics;
 pub mod secret;
 
-use std::{future::Future, path::PathBuf, sync::Arc};
+use std::{future::Future, net::SocketAddr, path::PathBuf, sync::Arc};
 
-use tokio::net::TcpListener;
-use weft::{Repo, RepoConfig, net::NetConfig, sync::ServeOnRequest};
+use tokio::{net::TcpListener, sync::watch};
+use weft::{
+    Repo, RepoConfig,
+    net::{NetConfig, Server},
+    sync::ServeOnRequest,
+};
+
+use http::Endpoints;
+use metrics::Metrics;
 
 use auth::{Anonymous, Credentials};
 
@@ -30,6 +39,8 @@ pub struct RelayConfig {
     pub access: AccessConfig,
     /// How long a peer may take to send `join` after its WebSocket opened (10 s).
     pub handshake_timeout_ms: u64,
+    /// Where `/metrics` is served instead of the relay's port (`None`: on the relay's port).
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// Where the relay's token keys come from, and what peers without a token may do.
@@ -54,6 +65,7 @@ impl RelayConfig {
             net: NetConfig::default(),
             access: AccessConfig::default(),
             handshake_timeout_ms: 10_000,
+            metrics_listen: None,
         }
     }
 
@@ -79,6 +91,14 @@ pub enum RelayError {
     /// A key file could not be read, or holds no usable key.
     #[error("relay keys: {0}")]
     Keys(String),
+    /// An address could not be listened on.
+    #[error("cannot listen on {address}: {error}")]
+    Listen {
+        /// The address.
+        address: SocketAddr,
+        /// Why.
+        error: std::io::Error,
+    },
 }
 
 /// The credentials check of `config`: its key files, or the data folder's generated secret
@@ -117,30 +137,55 @@ pub fn credentials(config: &RelayConfig) -> Result<Credentials, RelayError> {
 }
 
 /// Serves peers on `listener` until `shutdown` resolves; then stops accepting, closes every
-/// connection with a close frame, finishes pending writes and closes the database.
+/// connection with a close frame, finishes pending writes and closes the database. Plain
+/// HTTP requests on the same port get `/healthz`, `/readyz` and `/metrics` ([`http`]).
 pub async fn run(
     listener: TcpListener,
     config: RelayConfig,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), RelayError> {
+    let metrics = Arc::new(Metrics::new());
     let mut repo_config = RepoConfig::default();
     repo_config.sync = repo_config.sync.with_share_policy(Arc::new(ServeOnRequest));
     repo_config.sync.handshake_timeout_ms = config.handshake_timeout_ms;
+    repo_config.observer = metrics.observer();
     let credentials = credentials(&config)?;
+    let metrics_listener = match config.metrics_listen {
+        Some(address) => Some(
+            TcpListener::bind(address)
+                .await
+                .map_err(|error| RelayError::Listen { address, error })?,
+        ),
+        None => None,
+    };
     let repo = Repo::open_with(config.database(), repo_config).await?;
     if let Ok(address) = listener.local_addr() {
         tracing::info!(%address, database = %config.database().display(), peer_id = %repo.peer_id(), anonymous = ?config.access.anonymous, "relay listening");
     }
-    let served = weft::net::serve_with(
-        repo.clone(),
-        listener,
-        config.net,
-        Arc::new(credentials),
-        shutdown,
-    )
-    .await;
+    let endpoints = Endpoints::new(repo.clone(), metrics, metrics_listener.is_none());
+    let (stopped, stopping) = watch::channel(false);
+    if let Some(listener) = metrics_listener {
+        if let Ok(address) = listener.local_addr() {
+            tracing::info!(%address, "metrics listening");
+        }
+        let mut stopping = stopping;
+        tokio::spawn(endpoints.with_metrics(true).serve_on(listener, async move {
+            let _ = stopping.wait_for(|stopped| *stopped).await;
+        }));
+    }
+    let announce = endpoints.clone();
+    let served = Server::new(repo.clone())
+        .config(config.net)
+        .authorize(Arc::new(credentials))
+        .http(Arc::new(endpoints))
+        .serve(listener, async move {
+            shutdown.await;
+            announce.stopping();
+        })
+        .await;
     tracing::info!("relay stopping: finishing writes");
     let closed = repo.close().await;
+    let _ = stopped.send(true);
     served?;
     closed?;
     tracing::info!("relay stopped");

@@ -74,6 +74,17 @@ struct ServeArgs {
     /// Seconds between pings on an idle connection; one silent for two is closed.
     #[arg(long, env = "WEFT_KEEPALIVE", default_value_t = 15)]
     keepalive: u64,
+    /// Messages per second one peer may send, sustained (0: no limit); beyond it its
+    /// connection is read more slowly, nothing is dropped.
+    #[arg(long, env = "WEFT_MESSAGE_RATE", default_value_t = 1_000)]
+    message_rate: u32,
+    /// Messages one peer may send at once above the rate.
+    #[arg(long, env = "WEFT_MESSAGE_BURST", default_value_t = 10_000)]
+    message_burst: u32,
+    /// Serve `/metrics` on this address instead of the relay's port (which keeps
+    /// `/healthz` and `/readyz`), e.g. 127.0.0.1:9090 to keep it off the internet.
+    #[arg(long, env = "WEFT_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
     /// A file with an Ed25519 public key (PEM) that verifies EdDSA tokens (repeatable).
     #[arg(
         long = "jwt-public-key-file",
@@ -187,7 +198,9 @@ async fn main() -> ExitCode {
         .with_max_message_bytes(args.max_message_bytes)
         .with_max_queued_bytes(args.max_queued_bytes)
         .with_handshake_timeout(Duration::from_secs(args.handshake_timeout.max(1)))
-        .with_keepalive(Duration::from_secs(args.keepalive.max(1)));
+        .with_keepalive(Duration::from_secs(args.keepalive.max(1)))
+        .with_message_rate(args.message_rate, args.message_burst);
+    config.metrics_listen = args.metrics_listen;
     config.handshake_timeout_ms = args.handshake_timeout.max(1) * 1000;
     match run(listener, config, shutdown).await {
         Ok(()) => ExitCode::SUCCESS,

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use tokio::{sync::watch, task::JoinHandle};
 
-use super::socket::{Ended, NetConfig, pump, transport_pair};
+use super::socket::{NetConfig, pump, transport_pair};
 use crate::{Repo, Role};
 
 /// Where a dialled connection stands.
@@ -141,10 +141,7 @@ impl Repo {
                                     backoff = FIRST_BACKOFF;
                                     attempt = 0;
                                 }
-                                match ended {
-                                    Ended::Closed => "the connection closed".to_owned(),
-                                    Ended::Failed(reason) => reason,
-                                }
+                                ended.reason()
                             }
                             // The repo is closed: nothing to sync for.
                             Err(error) => {

@@ -20,9 +20,10 @@ use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
 
 use super::{
     authorize::{Authorize, TrustAll},
+    http::{self, HttpConnection, HttpService},
     socket::{Ended, NetConfig, pump, refuse, transport_pair},
 };
-use crate::{Repo, Result, Role};
+use crate::{Repo, Result, Role, observe::Refusal};
 
 /// How long a connection may be in its handshake before a newer one may evict it.
 const MIN_AGE_TO_EVICT: Duration = Duration::from_secs(1);
@@ -30,17 +31,24 @@ const MIN_AGE_TO_EVICT: Duration = Duration::from_secs(1);
 /// How long a shutdown waits for connections to close.
 const DRAIN: Duration = Duration::from_secs(10);
 
+/// How long a plain HTTP connection may take, from its request head on.
+const HTTP_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Accepts WebSocket peers on `listener` for `repo` until `shutdown` resolves; then stops
 /// accepting, closes every connection with a close frame, and returns once they are closed.
 /// (The repo stays open: close it after this returns to finish its writes.) Every peer may
-/// read and write everything: see [`serve_with`] to check credentials.
+/// read and write everything: see [`serve_with`] to check credentials, and [`Server`] for
+/// every option.
 pub async fn serve(
     repo: Repo,
     listener: TcpListener,
     config: NetConfig,
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
-    serve_with(repo, listener, config, Arc::new(TrustAll), shutdown).await
+    Server::new(repo)
+        .config(config)
+        .serve(listener, shutdown)
+        .await
 }
 
 /// Like [`serve`], asking `authorize` what each peer may read and write before it is
@@ -52,121 +60,246 @@ pub async fn serve_with(
     authorize: Arc<dyn Authorize>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
-    let slots = Arc::new(Semaphore::new(config.max_connections));
-    let handshaking = Arc::new(Handshaking::new(config.max_handshaking));
-    let (stop, stopping) = watch::channel(false);
-    let mut connections = JoinSet::new();
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            () = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, address)) => {
-                    // Full: refuse this one (never wait here, which would stop the loop
-                    // from seeing the shutdown).
-                    let Ok(slot) = slots.clone().try_acquire_owned() else {
-                        tracing::warn!(%address, "connection limit reached; refused");
-                        drop(stream);
-                        continue;
-                    };
-                    // Too many still in their handshake, all of them recent: refuse this
-                    // one rather than throw out a real client that is just slow.
-                    let Some((id, evicted)) = handshaking.register() else {
-                        tracing::debug!(%address, "too many connections in their handshake; refused");
-                        drop(stream);
-                        continue;
-                    };
-                    let (repo, stopping, authorize, handshaking) =
-                        (repo.clone(), stopping.clone(), authorize.clone(), handshaking.clone());
-                    connections.spawn(async move {
-                        let (spoke, mut spoken) = oneshot::channel();
-                        let accepting =
-                            accept(repo, stream, config, &*authorize, stopping, spoke);
-                        tokio::pin!(accepting, evicted);
-                        let mut waiting = true;
-                        let ended = loop {
-                            tokio::select! {
-                                // In this order: a connection that has just spoken is
-                                // done, even if it was picked for eviction meanwhile.
-                                biased;
-                                ended = &mut accepting => break ended,
-                                _ = &mut spoken, if waiting => {
-                                    waiting = false;
-                                    handshaking.done(id);
-                                }
-                                _ = &mut evicted, if waiting => break Ended::Failed(
-                                    "closed: too many connections in their handshake".to_owned(),
-                                ),
-                            }
-                        };
-                        handshaking.done(id);
-                        tracing::debug!(%address, ?ended, "connection ended");
-                        drop(slot);
-                    });
-                }
-                // A failed accept (out of file descriptors, a reset) concerns that
-                // connection only.
-                // Out of file descriptors fails every accept at once: pause instead of
-                // spinning.
-                Err(error) => {
-                    tracing::warn!(%error, "accepting a connection failed");
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-            },
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-        }
-    }
-    drop(listener); // new connections are refused from now on
-    let _ = stop.send(true);
-    // Each connection closes within a few seconds (sends time out); past that deadline the
-    // rest are dropped.
-    let drained = tokio::time::timeout(DRAIN, async {
-        while connections.join_next().await.is_some() {}
-    })
-    .await;
-    if drained.is_err() {
-        tracing::warn!(
-            left = connections.len(),
-            "connections did not close in time; dropped"
-        );
-        connections.abort_all();
-    }
-    Ok(())
+    Server::new(repo)
+        .config(config)
+        .authorize(authorize)
+        .serve(listener, shutdown)
+        .await
 }
 
-async fn accept(
+/// A listener's setup: the repo it serves, limits, credentials check and what answers
+/// plain HTTP requests.
+#[derive(Debug, Clone)]
+pub struct Server {
     repo: Repo,
-    stream: TcpStream,
     config: NetConfig,
-    authorize: &dyn Authorize,
-    stopping: watch::Receiver<bool>,
-    spoke: oneshot::Sender<()>,
-) -> Ended {
-    let _ = stream.set_nodelay(true);
-    let mut decision = None;
-    // The error type is tungstenite's callback signature, not ours to shrink.
-    #[allow(clippy::result_large_err)]
-    let check = |request: &Request, response: Response| {
-        decision = Some(authorize.authorize(request));
-        Ok(response)
-    };
-    let handshake =
-        tokio_tungstenite::accept_hdr_async_with_config(stream, check, Some(config.websocket()));
-    let socket = match tokio::time::timeout(config.handshake_timeout, handshake).await {
-        Ok(Ok(socket)) => socket,
-        Ok(Err(error)) => return Ended::Failed(format!("WebSocket handshake failed: {error}")),
-        Err(_) => return Ended::Failed("WebSocket handshake timed out".to_owned()),
-    };
-    let access = match decision {
-        Some(Ok(access)) => access,
-        Some(Err(refused)) => return refuse(socket, repo.peer_id(), &refused.0).await,
-        None => return Ended::Failed("the upgrade request was never seen".to_owned()),
-    };
-    let (transport, link) = transport_pair(&config);
-    if let Err(error) = repo.connect_with(transport, Role::Accept, access).await {
-        return Ended::Failed(error.to_string());
+    authorize: Arc<dyn Authorize>,
+    http: Option<Arc<dyn HttpService>>,
+}
+
+impl Server {
+    /// Serves `repo` with default limits, trusting every peer, answering no plain HTTP.
+    pub fn new(repo: Repo) -> Self {
+        Self {
+            repo,
+            config: NetConfig::default(),
+            authorize: Arc::new(TrustAll),
+            http: None,
+        }
     }
-    pump(socket, link, &config, stopping, Some(spoke)).await
+
+    /// With these limits and timers.
+    pub fn config(mut self, config: NetConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Asking `authorize` what each peer may read and write (see [`Authorize`]).
+    pub fn authorize(mut self, authorize: Arc<dyn Authorize>) -> Self {
+        self.authorize = authorize;
+        self
+    }
+
+    /// Handing requests that are not WebSocket upgrades to `http` (without one they are
+    /// closed). They count against the connection cap like any connection.
+    pub fn http(mut self, http: Arc<dyn HttpService>) -> Self {
+        self.http = Some(http);
+        self
+    }
+
+    /// Accepts connections on `listener` until `shutdown` resolves (see [`serve`]).
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<()> {
+        let Self {
+            repo,
+            config,
+            authorize,
+            http,
+        } = self;
+        let observer = repo.observer().clone();
+        let slots = Arc::new(Semaphore::new(config.max_connections));
+        let handshaking = Arc::new(Handshaking::new(config.max_handshaking));
+        let (stop, stopping) = watch::channel(false);
+        let mut connections = JoinSet::new();
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, address)) => {
+                        // Full: refuse this one (never wait here, which would stop the loop
+                        // from seeing the shutdown).
+                        let Ok(slot) = slots.clone().try_acquire_owned() else {
+                            tracing::warn!(%address, "connection limit reached; refused");
+                            observer.refused(Refusal::ConnectionLimit);
+                            drop(stream);
+                            continue;
+                        };
+                        // Too many still in their handshake, all of them recent: refuse this
+                        // one rather than throw out a real client that is just slow.
+                        let Some((id, evicted)) = handshaking.register() else {
+                            tracing::debug!(%address, "too many connections in their handshake; refused");
+                            observer.refused(Refusal::HandshakeLimit);
+                            drop(stream);
+                            continue;
+                        };
+                        let connection = Connection {
+                            repo: repo.clone(),
+                            config,
+                            authorize: authorize.clone(),
+                            http: http.clone(),
+                            stopping: stopping.clone(),
+                        };
+                        let (handshaking, observer) = (handshaking.clone(), observer.clone());
+                        observer.connection(true);
+                        connections.spawn(async move {
+                            let (spoke, mut spoken) = oneshot::channel();
+                            let accepting = connection.run(stream, spoke);
+                            tokio::pin!(accepting, evicted);
+                            let mut waiting = true;
+                            let ended = loop {
+                                tokio::select! {
+                                    // In this order: a connection that has just spoken is
+                                    // done, even if it was picked for eviction meanwhile.
+                                    biased;
+                                    ended = &mut accepting => break ended,
+                                    _ = &mut spoken, if waiting => {
+                                        waiting = false;
+                                        handshaking.done(id);
+                                    }
+                                    _ = &mut evicted, if waiting => break Ended::Refused(
+                                        Refusal::HandshakeLimit,
+                                        "closed: too many connections in their handshake".to_owned(),
+                                    ),
+                                }
+                            };
+                            handshaking.done(id);
+                            if let Ended::Refused(reason, _) = &ended {
+                                observer.refused(*reason);
+                            }
+                            observer.connection(false);
+                            tracing::debug!(%address, ?ended, "connection ended");
+                            drop(slot);
+                        });
+                    }
+                    // A failed accept (out of file descriptors, a reset) concerns that
+                    // connection only. Out of file descriptors fails every accept at once:
+                    // pause instead of spinning.
+                    Err(error) => {
+                        tracing::warn!(%error, "accepting a connection failed");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                },
+                Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            }
+        }
+        drop(listener); // new connections are refused from now on
+        let _ = stop.send(true);
+        // Each connection closes within a few seconds (sends time out); past that deadline
+        // the rest are dropped.
+        let drained = tokio::time::timeout(DRAIN, async {
+            while connections.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(
+                left = connections.len(),
+                "connections did not close in time; dropped"
+            );
+            connections.abort_all();
+        }
+        Ok(())
+    }
+}
+
+/// What one accepted connection needs.
+struct Connection {
+    repo: Repo,
+    config: NetConfig,
+    authorize: Arc<dyn Authorize>,
+    http: Option<Arc<dyn HttpService>>,
+    stopping: watch::Receiver<bool>,
+}
+
+impl Connection {
+    /// Routes the connection by its request head, then serves it; `spoke` fires once it is
+    /// no longer in its handshake.
+    async fn run(self, stream: TcpStream, spoke: oneshot::Sender<()>) -> Ended {
+        let _ = stream.set_nodelay(true);
+        let handshake_timeout = self.config.handshake_timeout;
+        let routed = tokio::time::timeout(handshake_timeout, http::read_head(stream)).await;
+        let stream = match routed {
+            Ok(Ok((stream, true))) => stream,
+            Ok(Ok((stream, false))) => {
+                let Some(http) = self.http else {
+                    return Ended::Refused(
+                        Refusal::HandshakeFailed,
+                        "a plain HTTP request, and no HTTP service".to_owned(),
+                    );
+                };
+                let _ = spoke.send(());
+                return match tokio::time::timeout(HTTP_TIMEOUT, http.serve(stream)).await {
+                    Ok(()) => Ended::Closed,
+                    Err(_) => Ended::Failed("an HTTP request took too long".to_owned()),
+                };
+            }
+            Ok(Err(error)) => return Ended::Failed(format!("reading the request failed: {error}")),
+            Err(_) => return timed_out(),
+        };
+        self.accept(stream, spoke).await
+    }
+
+    async fn accept(self, stream: HttpConnection, spoke: oneshot::Sender<()>) -> Ended {
+        let Self {
+            repo,
+            config,
+            authorize,
+            stopping,
+            ..
+        } = self;
+        let mut decision = None;
+        // The error type is tungstenite's callback signature, not ours to shrink.
+        #[allow(clippy::result_large_err)]
+        let check = |request: &Request, response: Response| {
+            decision = Some(authorize.authorize(request));
+            Ok(response)
+        };
+        let handshake = tokio_tungstenite::accept_hdr_async_with_config(
+            stream,
+            check,
+            Some(config.websocket()),
+        );
+        let socket = match tokio::time::timeout(config.handshake_timeout, handshake).await {
+            Ok(Ok(socket)) => socket,
+            Ok(Err(error)) => {
+                return Ended::Refused(
+                    Refusal::HandshakeFailed,
+                    format!("WebSocket handshake failed: {error}"),
+                );
+            }
+            Err(_) => return timed_out(),
+        };
+        let access = match decision {
+            Some(Ok(access)) => access,
+            Some(Err(refused)) => return refuse(socket, repo.peer_id(), &refused.0).await,
+            None => return Ended::Failed("the upgrade request was never seen".to_owned()),
+        };
+        let (transport, link) = transport_pair(&config);
+        if let Err(error) = repo.connect_with(transport, Role::Accept, access).await {
+            return Ended::Failed(error.to_string());
+        }
+        pump(socket, link, &config, stopping, Some(spoke)).await
+    }
+}
+
+fn timed_out() -> Ended {
+    Ended::Refused(
+        Refusal::HandshakeTimeout,
+        "WebSocket handshake timed out".to_owned(),
+    )
 }
 
 /// Connections still in their handshake, oldest first, each with the trigger that closes

@@ -16,7 +16,7 @@ use tokio_tungstenite::{
     },
 };
 
-use crate::{PeerId, Transport, repo::Backlog, wire};
+use crate::{PeerId, Transport, observe::Refusal, repo::Backlog, wire};
 
 /// Limits and timers of WebSocket connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +41,13 @@ pub struct NetConfig {
     /// message yet) at once (256). A new one beyond it closes the oldest, so that a flood
     /// of connections that never finish cannot keep a real client out.
     pub max_handshaking: usize,
+    /// How many messages per second a peer may send, sustained (1,000; 0 for no limit).
+    /// Beyond it the connection is not read until the rate allows (TCP pushes back on the
+    /// peer); nothing is dropped.
+    pub message_rate: u32,
+    /// How many messages a peer may send at once above the rate (10,000): a client opening
+    /// thousands of documents asks for them all at once.
+    pub message_burst: u32,
 }
 
 impl Default for NetConfig {
@@ -52,6 +59,8 @@ impl Default for NetConfig {
             max_connections: 10_000,
             max_handshaking: 256,
             max_queued_bytes: 64 << 20,
+            message_rate: 1_000,
+            message_burst: 10_000,
         }
     }
 }
@@ -82,6 +91,13 @@ impl NetConfig {
     /// message of the largest size).
     pub fn with_max_queued_bytes(mut self, bytes: usize) -> Self {
         self.max_queued_bytes = bytes.max(1);
+        self
+    }
+
+    /// With another message rate and burst per connection (a rate of 0: no limit).
+    pub fn with_message_rate(mut self, per_second: u32, burst: u32) -> Self {
+        self.message_rate = per_second;
+        self.message_burst = burst.max(1);
         self
     }
 
@@ -126,8 +142,20 @@ pub(crate) fn transport_pair(config: &NetConfig) -> (Transport, Link) {
 pub(crate) enum Ended {
     /// Closed normally by either side.
     Closed,
-    /// Broken, or closed by us for a reason.
+    /// Broken, or closed by the peer for a reason.
     Failed(String),
+    /// Turned away or cut by us, for a reason the observer counts.
+    Refused(Refusal, String),
+}
+
+impl Ended {
+    /// Why it ended, for the dialer's `last_error`.
+    pub(crate) fn reason(self) -> String {
+        match self {
+            Self::Closed => "the connection closed".to_owned(),
+            Self::Failed(reason) | Self::Refused(_, reason) => reason,
+        }
+    }
 }
 
 /// Moves frames between `socket` and the repo until either side ends the connection.
@@ -153,9 +181,15 @@ where
     let mut keepalive = tokio::time::interval(interval);
     keepalive.tick().await; // the first tick is immediate
     let mut heard = Instant::now();
+    let mut rate = TokenBucket::new(config.message_rate, config.message_burst);
+    // Set while the peer is over its message rate: nothing is read until then.
+    let mut paused: Option<Instant> = None;
     loop {
         tokio::select! {
-            frame = socket.next() => {
+            () = tokio::time::sleep_until(paused.unwrap_or_else(Instant::now)), if paused.is_some() => {
+                paused = None;
+            }
+            frame = socket.next(), if paused.is_none() => {
                 heard = Instant::now();
                 match frame {
                     Some(Ok(Message::Binary(bytes))) => {
@@ -165,9 +199,10 @@ where
                         if to_repo.send(bytes.to_vec()).is_err() {
                             return close(&mut socket, CloseCode::Away, "the repo closed").await;
                         }
+                        paused = rate.take(heard);
                     }
                     Some(Ok(Message::Text(_))) => {
-                        return fail(&mut socket, CloseCode::Unsupported,
+                        return fail(&mut socket, Refusal::Protocol, CloseCode::Unsupported,
                             "text frames are not part of the protocol: automerge-repo messages are binary").await;
                     }
                     Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
@@ -188,7 +223,7 @@ where
                     }
                     Some(Err(tungstenite::Error::Capacity(error))) => {
                         let reason = format!("message too big: {error} (limit {} bytes)", config.max_message_bytes);
-                        return fail(&mut socket, CloseCode::Size, &reason).await;
+                        return fail(&mut socket, Refusal::MessageTooBig, CloseCode::Size, &reason).await;
                     }
                     Some(Err(error)) => return Ended::Failed(error.to_string()),
                 }
@@ -201,7 +236,7 @@ where
                         sent = sending => sent,
                         // Too much queued behind this send: stop waiting on the peer.
                         () = backlog.overflow.notified() => {
-                            return fail(&mut socket, CloseCode::Policy, &not_reading(config)).await;
+                            return fail(&mut socket, Refusal::NotReading, CloseCode::Policy, &not_reading(config)).await;
                         }
                     };
                     backlog.written(length);
@@ -214,19 +249,20 @@ where
                 // The repo ended the connection (it said why in an `error` message, if it
                 // was the peer's fault).
                 None if backlog.overflowed() => {
-                    return fail(&mut socket, CloseCode::Policy, &not_reading(config)).await;
+                    return fail(&mut socket, Refusal::NotReading, CloseCode::Policy, &not_reading(config)).await;
                 }
                 None => return close(&mut socket, CloseCode::Normal, "closed by the repo").await,
             },
             _ = keepalive.tick() => {
                 if heard.elapsed() > interval * 2 {
-                    return fail(&mut socket, CloseCode::Away, "no answer to pings").await;
+                    close(&mut socket, CloseCode::Away, "no answer to pings").await;
+                    return Ended::Failed("no answer to pings".to_owned());
                 }
                 let pinging = tokio::time::timeout(send_timeout, socket.send(Message::Ping(Vec::new().into())));
                 let ping = tokio::select! {
                     ping = pinging => ping,
                     () = backlog.overflow.notified() => {
-                        return fail(&mut socket, CloseCode::Policy, &not_reading(config)).await;
+                        return fail(&mut socket, Refusal::NotReading, CloseCode::Policy, &not_reading(config)).await;
                     }
                 };
                 match ping {
@@ -237,6 +273,37 @@ where
             }
             _ = stop.changed() => return close(&mut socket, CloseCode::Away, "shutting down").await,
         }
+    }
+}
+
+/// A per-connection message rate: `burst` messages at once, then `rate` per second.
+struct TokenBucket {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl TokenBucket {
+    fn new(rate: u32, burst: u32) -> Self {
+        Self {
+            rate: f64::from(rate),
+            burst: f64::from(burst.max(1)),
+            tokens: f64::from(burst.max(1)),
+            last: Instant::now(),
+        }
+    }
+
+    /// Takes one message's token at `now`; if none is left for the next message, when
+    /// there will be one. Never pauses with no rate set.
+    fn take(&mut self, now: Instant) -> Option<Instant> {
+        if self.rate <= 0.0 {
+            return None;
+        }
+        let refill = now.saturating_duration_since(self.last).as_secs_f64() * self.rate;
+        self.tokens = (self.tokens + refill).min(self.burst) - 1.0;
+        self.last = now;
+        (self.tokens < 1.0).then(|| now + Duration::from_secs_f64((1.0 - self.tokens) / self.rate))
     }
 }
 
@@ -259,7 +326,7 @@ where
     )
     .await;
     close(&mut socket, CloseCode::Policy, &reason).await;
-    Ended::Failed(reason)
+    Ended::Refused(Refusal::Unauthorized, reason)
 }
 
 fn not_reading(config: &NetConfig) -> String {
@@ -300,11 +367,42 @@ where
     .await;
 }
 
-async fn fail<S>(socket: &mut WebSocketStream<S>, code: CloseCode, reason: &str) -> Ended
+async fn fail<S>(
+    socket: &mut WebSocketStream<S>,
+    why: Refusal,
+    code: CloseCode,
+    reason: &str,
+) -> Ended
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     tracing::info!(%reason, "closing a connection");
     close(socket, code, reason).await;
-    Ended::Failed(reason.to_owned())
+    Ended::Refused(why, reason.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bucket_lets_a_burst_through_then_paces_to_the_rate() {
+        let start = Instant::now();
+        let mut bucket = TokenBucket::new(10, 5);
+        let pauses: Vec<_> = (0..5).map(|_| bucket.take(start)).collect();
+        assert!(pauses[..4].iter().all(Option::is_none), "{pauses:?}");
+        // The fifth empties it: the next message may come a tenth of a second later.
+        let resume = pauses[4].expect("a pause once the burst is spent");
+        assert_eq!(resume - start, Duration::from_millis(100));
+        // At the rate, it stays paced: one message per tenth of a second.
+        let next = bucket.take(resume).expect("still paced");
+        assert_eq!(next - resume, Duration::from_millis(100));
+        // After a long quiet spell the burst is back, never more.
+        let later = next + Duration::from_secs(60);
+        assert!((0..4).all(|_| bucket.take(later).is_none()));
+        assert!(bucket.take(later).is_some());
+        // No rate: never paused.
+        let mut unlimited = TokenBucket::new(0, 1);
+        assert!((0..100).all(|_| unlimited.take(start).is_none()));
+    }
 }

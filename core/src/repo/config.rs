@@ -1,6 +1,13 @@
 //! [`RepoConfig`]: how a repo stores and compacts documents.
 
-use crate::{PeerId, store::SqliteOptions, sync::SyncConfig};
+use std::sync::Arc;
+
+use crate::{
+    PeerId,
+    observe::{Observer, Unobserved},
+    store::SqliteOptions,
+    sync::SyncConfig,
+};
 
 /// When a document's incremental chunks are folded into a new snapshot.
 ///
@@ -62,6 +69,9 @@ pub struct RepoConfig {
     /// `storage_id` is filled in from the storage; an in-memory repo has none, which tells
     /// peers it keeps nothing (so they keep no sync state for it).
     pub sync: SyncConfig,
+    /// Where measurements go (messages, sync and commit latencies, connections): nowhere by
+    /// default. See [`observe`](crate::observe).
+    pub observer: Arc<dyn Observer>,
 }
 
 impl Default for RepoConfig {
@@ -71,6 +81,7 @@ impl Default for RepoConfig {
             compaction: CompactionPolicy::default(),
             event_capacity: 256,
             sync: SyncConfig::new(PeerId::random(), None),
+            observer: Arc::new(Unobserved),
         }
     }
 }

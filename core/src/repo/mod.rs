@@ -9,6 +9,7 @@ mod historic_view;
 #[allow(clippy::module_inception)]
 mod repo;
 mod sync_driver;
+mod timed_storage;
 
 pub use config::{CompactionPolicy, RepoConfig};
 pub use doc_event::{ChangeOrigin, DocChange, DocEvent, DocSubscription};

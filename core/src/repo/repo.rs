@@ -23,6 +23,7 @@ use super::{
     document::{Decoded, Document, load_untrusted, now_millis},
     executor::Executor,
     sync_driver::{Command, FIND_DEFERRAL, Role, SyncHandle, Transport},
+    timed_storage::TimedStorage,
 };
 use crate::{
     DocumentId, Error, PeerId, Result, StorageId,
@@ -199,6 +200,7 @@ impl Repo {
     }
 
     fn with_storage_as(storage: Arc<dyn Storage>, config: RepoConfig) -> Self {
+        let storage = Arc::new(TimedStorage::new(storage, config.observer.clone()));
         let shared = Arc::new(RepoShared {
             storage,
             config,
@@ -439,6 +441,17 @@ impl Repo {
     pub async fn list(&self) -> Result<Vec<DocumentMeta>> {
         self.shared.ensure_open()?;
         Ok(self.shared.storage.list().await?)
+    }
+
+    /// How many documents are stored (cheaper than [`list`](Self::list)).
+    pub async fn stored_documents(&self) -> Result<u64> {
+        self.shared.ensure_open()?;
+        Ok(self.shared.storage.count().await?)
+    }
+
+    /// Where this repo's measurements go ([`RepoConfig::observer`]).
+    pub(crate) fn observer(&self) -> &Arc<dyn crate::observe::Observer> {
+        &self.shared.config.observer
     }
 
     /// Deletes a document from this replica's storage. Once the delete is committed, open

@@ -9,7 +9,7 @@ use std::{
         Arc,
         atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use tokio::sync::{mpsc, oneshot, watch};
@@ -21,6 +21,7 @@ use super::{
 };
 use crate::{
     DocumentId, PeerId,
+    observe::{Direction, Observer},
     sync::{
         Access, ConnectionId, Effect, Millis, Notification, SyncConfig,
         doc_sync::Gossip,
@@ -72,7 +73,7 @@ pub(crate) struct Backlog {
     queued: AtomicUsize,
     limit: usize,
     stall: Duration,
-    created: std::time::Instant,
+    created: Instant,
     /// When something was last written, in milliseconds since `created`.
     last_written_ms: AtomicU64,
     overflowed: AtomicBool,
@@ -86,7 +87,7 @@ impl Backlog {
             queued: AtomicUsize::new(0),
             limit,
             stall,
-            created: std::time::Instant::now(),
+            created: Instant::now(),
             last_written_ms: AtomicU64::new(0),
             overflowed: AtomicBool::new(false),
             overflow: tokio::sync::Notify::new(),
@@ -452,7 +453,11 @@ impl Driver {
                 let _ = reply.send(connection);
             }
             Command::Received { connection, bytes } => {
-                let routed = self.hub.receive(connection, &bytes, &mut out);
+                let (routed, kind) = self.hub.receive(connection, &bytes, &mut out);
+                self.repo
+                    .config
+                    .observer
+                    .message(Direction::In, kind, bytes.len());
                 self.route(routed);
             }
             Command::Closed { connection } => {
@@ -596,10 +601,18 @@ impl Driver {
     fn carry_out(&mut self, effects: Vec<Effect>) {
         for effect in effects {
             match effect {
-                Effect::Send { connection, bytes } => {
+                Effect::Send {
+                    connection,
+                    kind,
+                    bytes,
+                } => {
                     let Some(outgoing) = self.connections.get(&connection) else {
                         continue;
                     };
+                    self.repo
+                        .config
+                        .observer
+                        .message(Direction::Out, kind, bytes.len());
                     let room = outgoing.backlog.as_ref().is_none_or(|b| b.add(bytes.len()));
                     if room {
                         let _ = outgoing.sender.send(bytes);
@@ -709,7 +722,9 @@ impl Driver {
                 document,
                 message,
             } => match self.docs.get_mut(&document) {
-                Some(Entry::Ready(doc)) => deliver(doc, peer.connection, message),
+                Some(Entry::Ready(doc)) => {
+                    deliver(doc, peer.connection, message, &self.repo.config.observer);
+                }
                 Some(Entry::Loading(waiting)) => {
                     if waiting.len() < MAX_LOADING_BACKLOG {
                         waiting.push((peer, message));
@@ -733,7 +748,7 @@ impl Driver {
         let repo = self.repo.clone();
         let commands = self.commands.clone();
         self.repo.spawn_background(async move {
-            let started = std::time::Instant::now();
+            let started = Instant::now();
             let loaded = match repo.load_for_sync(document).await {
                 Ok(doc) => {
                     let took = started.elapsed();
@@ -776,7 +791,7 @@ impl Driver {
         };
         self.make_ready(doc.clone());
         for (peer, message) in waiting {
-            deliver(&doc, peer.connection, message);
+            deliver(&doc, peer.connection, message, &self.repo.config.observer);
         }
         if self.waiting.contains_key(&document) {
             open(&doc);
@@ -805,7 +820,7 @@ impl Driver {
             Some(Entry::Loading(waiting)) => {
                 self.make_ready(doc.clone());
                 for (peer, message) in waiting {
-                    deliver(&doc, peer.connection, message);
+                    deliver(&doc, peer.connection, message, &self.repo.config.observer);
                 }
             }
             None => self.make_ready(doc),
@@ -868,9 +883,22 @@ fn open(doc: &Arc<Document>) {
     });
 }
 
-fn deliver(doc: &Arc<Document>, connection: ConnectionId, message: DocMessage) {
+/// Hands a peer's message to its document's synchroniser; the observer hears how long a
+/// sync message took from here to applied.
+fn deliver(
+    doc: &Arc<Document>,
+    connection: ConnectionId,
+    message: DocMessage,
+    observer: &Arc<dyn Observer>,
+) {
+    let timed =
+        matches!(message, DocMessage::Sync { .. }).then(|| (observer.clone(), Instant::now()));
     doc.sync_later(move |sync, doc, cx, out| {
-        match sync.receive(cx, doc, connection, message, out) {
+        let received = sync.receive(cx, doc, connection, message, out);
+        if let Some((observer, arrived)) = timed {
+            observer.sync_applied(arrived.elapsed());
+        }
+        match received {
             Ok(gossip) => SyncOutcome {
                 gossip,
                 ..SyncOutcome::default()

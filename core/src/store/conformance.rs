@@ -187,6 +187,7 @@ macro_rules! storage_conformance_tests {
                 );
                 let ids: Vec<_> = store.list().await.expect("the storage operation succeeds").iter().map(|m| m.id).collect();
                 assert_eq!(ids, vec![other]);
+                assert_eq!(store.count().await.expect("the storage operation succeeds"), 1);
             }
 
             #[tokio::test]
@@ -217,6 +218,7 @@ macro_rules! storage_conformance_tests {
                 ids.sort();
                 let listed: Vec<_> = store.list().await.expect("the storage operation succeeds").iter().map(|m| m.id).collect();
                 assert_eq!(listed, ids);
+                assert_eq!(store.count().await.expect("the storage operation succeeds"), 20);
             }
 
             #[tokio::test]

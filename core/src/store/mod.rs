@@ -75,6 +75,12 @@ pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
     /// The metadata of every stored document, ordered by id.
     fn list(&self) -> StorageFuture<Vec<DocumentMeta>>;
 
+    /// How many documents are stored.
+    fn count(&self) -> StorageFuture<u64> {
+        let listing = self.list();
+        Box::pin(async move { Ok(listing.await?.len() as u64) })
+    }
+
     /// The sync state saved for `(id, peer)`, if any.
     fn load_sync_state(&self, id: DocumentId, peer: StorageId) -> StorageFuture<Option<Vec<u8>>>;
 

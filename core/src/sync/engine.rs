@@ -209,7 +209,7 @@ impl Engine {
                 .hub
                 .connected(connection, dialed, access, self.now, &mut out),
             Input::Received { connection, bytes } => {
-                let routed = self.hub.receive(connection, &bytes, &mut out);
+                let (routed, _) = self.hub.receive(connection, &bytes, &mut out);
                 self.route(routed, &mut out);
             }
             Input::Disconnected { connection } => {

@@ -227,30 +227,40 @@ impl Hub {
         }
     }
 
-    /// Decodes and handles one message from `connection`.
+    /// Decodes and handles one message from `connection`; also says what type of message it
+    /// was (`"invalid"` if it could not be decoded, `"unknown"` for a type this peer does not
+    /// know), for metrics.
     pub(crate) fn receive(
         &mut self,
         connection: ConnectionId,
         bytes: &[u8],
         out: &mut Vec<Effect>,
-    ) -> Routed {
-        match self.route(connection, bytes, out) {
-            Ok(routed) => routed,
-            Err(fault) => self.fail(connection, fault, out),
+    ) -> (Routed, &'static str) {
+        if !self.connections.contains_key(&connection) {
+            return (Routed::Nothing, "late"); // closed already: late messages are dropped
+        }
+        let (routed, kind) = match wire::decode_with(bytes, &self.limits) {
+            Ok(Some(message)) => {
+                let kind = message.type_name();
+                (self.route(connection, message, out), kind)
+            }
+            Ok(None) => (Ok(Routed::Nothing), "unknown"), // an unknown type: ignored
+            Err(error) => (Err(error.into()), "invalid"),
+        };
+        match routed {
+            Ok(routed) => (routed, kind),
+            Err(fault) => (self.fail(connection, fault, out), kind),
         }
     }
 
     fn route(
         &mut self,
         connection: ConnectionId,
-        bytes: &[u8],
+        message: Message,
         out: &mut Vec<Effect>,
     ) -> Result<Routed, PeerFault> {
         let Some(state) = self.connections.get_mut(&connection) else {
-            return Ok(Routed::Nothing); // closed already: late messages are dropped
-        };
-        let Some(message) = wire::decode_with(bytes, &self.limits)? else {
-            return Ok(Routed::Nothing); // an unknown type: ignored
+            return Ok(Routed::Nothing);
         };
         let established = match state {
             Connection::Established { peer, .. } => Some(peer.clone()),
@@ -558,6 +568,7 @@ impl Hub {
 pub(crate) fn send(out: &mut Vec<Effect>, connection: ConnectionId, message: &Message) {
     out.push(Effect::Send {
         connection,
+        kind: message.type_name(),
         bytes: wire::encode(message),
     });
 }

@@ -141,6 +141,8 @@ pub enum Effect {
     Send {
         /// The connection.
         connection: ConnectionId,
+        /// Its wire type (`"sync"`, `"request"`, …), for metrics.
+        kind: &'static str,
         /// One encoded [`Message`](crate::wire::Message).
         bytes: Vec<u8>,
     },

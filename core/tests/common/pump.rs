@@ -209,7 +209,9 @@ impl Pump {
         let effects = self.nodes[node].engine.handle(Millis(self.now), input);
         for effect in effects {
             match effect {
-                Effect::Send { connection, bytes } => {
+                Effect::Send {
+                    connection, bytes, ..
+                } => {
                     let (link, end) = self.find(node, connection);
                     if self.links[link].up {
                         self.wire_log.push((link, end, bytes.clone()));

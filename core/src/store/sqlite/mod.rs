@@ -308,6 +308,10 @@ impl Storage for SqliteStorage {
         self.read(queries::list)
     }
 
+    fn count(&self) -> StorageFuture<u64> {
+        self.read(queries::count)
+    }
+
     fn load_sync_state(&self, id: DocumentId, peer: StorageId) -> StorageFuture<Option<Vec<u8>>> {
         self.read(move |conn| queries::load_sync_state(conn, id, &peer))
     }

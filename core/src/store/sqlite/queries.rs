@@ -259,6 +259,14 @@ pub(crate) fn list(conn: &Connection) -> Result<Vec<DocumentMeta>, StorageError>
     Ok(metas)
 }
 
+/// How many documents are stored.
+pub(crate) fn count(conn: &Connection) -> Result<u64, StorageError> {
+    let count: i64 = conn
+        .prepare_cached("SELECT COUNT(*) FROM documents")?
+        .query_row([], |row| row.get(0))?;
+    Ok(u64::try_from(count).unwrap_or(0))
+}
+
 /// The sync state saved for `(id, peer)`.
 pub(crate) fn load_sync_state(
     conn: &Connection,
