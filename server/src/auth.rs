@@ -94,11 +94,16 @@ pub struct Claims {
     /// What it may write (and read).
     #[serde(default)]
     pub write: Grant,
+    /// Whether the bearer is another relay, which replicates every document it may read
+    /// (they are offered to it unasked).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub relay: bool,
 }
 
 impl Claims {
     fn access(&self) -> Result<Access, String> {
-        Ok(Access::new(self.read.scope()?, self.write.scope()?))
+        let access = Access::new(self.read.scope()?, self.write.scope()?);
+        Ok(if self.relay { access.replica() } else { access })
     }
 }
 
@@ -125,6 +130,8 @@ pub struct Credentials {
     /// Static keys by the SHA-256 of the key (so a lookup leaks no timing about keys).
     static_keys: HashMap<[u8; 32], (String, Access)>,
     anonymous: Option<Anonymous>,
+    /// A read-only follower: every peer's writes are taken away.
+    follower: bool,
 }
 
 impl fmt::Debug for Credentials {
@@ -178,8 +185,23 @@ impl Credentials {
         !self.keys.is_empty() || !self.static_keys.is_empty()
     }
 
+    /// For a read-only follower: whatever a token grants, the peer may only read.
+    pub fn read_only_follower(mut self, follower: bool) -> Self {
+        self.follower = follower;
+        self
+    }
+
     /// The access `token` grants (`None`: no token was presented).
     pub fn check(&self, token: Option<&str>) -> Result<Access, Refused> {
+        let access = self.grant(token)?;
+        Ok(if self.follower {
+            access.without_writes()
+        } else {
+            access
+        })
+    }
+
+    fn grant(&self, token: Option<&str>) -> Result<Access, Refused> {
         let Some(token) = token else {
             return match self.anonymous {
                 Some(Anonymous::Read) => Ok(Access::read_only()),
@@ -272,6 +294,7 @@ mod tests {
             exp,
             read,
             write,
+            relay: false,
         }
     }
 

@@ -30,6 +30,9 @@ pub(crate) struct ConfigFile {
     message_rate: Option<u32>,
     message_burst: Option<u32>,
     metrics_listen: Option<SocketAddr>,
+    upstream: Option<Vec<String>>,
+    upstream_token_file: Option<PathBuf>,
+    follower: Option<bool>,
     #[serde(default)]
     static_key: Vec<StaticKey>,
 }
@@ -90,12 +93,17 @@ impl ConfigFile {
             keepalive <- keepalive,
             message_rate <- message_rate,
             message_burst <- message_burst,
+            upstreams <- upstream,
+            follower <- follower,
         );
         if self.anonymous.is_some() && unset("anonymous") {
             args.anonymous = self.anonymous;
         }
         if self.metrics_listen.is_some() && unset("metrics_listen") {
             args.metrics_listen = self.metrics_listen;
+        }
+        if self.upstream_token_file.is_some() && unset("upstream_token_file") {
+            args.upstream_token_file = self.upstream_token_file;
         }
         self.static_key
             .into_iter()

@@ -1,16 +1,18 @@
 //! `weft-relay`: the self-hosted relay for weft and automerge-repo peers.
 //!
-//! A relay is a weft [`Repo`] on SQLite that accepts WebSocket peers and serves a document
-//! only to a peer that asks for it by id ([`ServeOnRequest`]), as the official
-//! automerge-repo sync server does, and only to a peer whose token lets it ([`auth`]).
-//! [`run`] is the whole server; the binary only parses flags, sets up logs and turns
-//! SIGINT/SIGTERM into its shutdown.
+//! A relay is a weft [`Repo`] on SQLite that accepts WebSocket peers and serves a client a
+//! document only when it asks for it by id, as the official automerge-repo sync server
+//! does, and only if its token lets it ([`auth`]). Relays replicate every document with
+//! each other ([`replication`]); a follower only reads. Plain HTTP on the same port answers
+//! health checks and metrics ([`http`], [`metrics`]). [`run`] is the whole server; the
+//! binary only parses flags, sets up logs and turns SIGINT/SIGTERM into its shutdown.
 
 #![warn(missing_docs)]
 
 pub mod auth;
 pub mod http;
 pub mod metrics;
+pub mod replication;
 pub mod secret;
 
 use std::{future::Future, net::SocketAddr, path::PathBuf, sync::Arc};
@@ -19,7 +21,6 @@ use tokio::{net::TcpListener, sync::watch};
 use weft::{
     Repo, RepoConfig,
     net::{NetConfig, Server},
-    sync::ServeOnRequest,
 };
 
 use http::Endpoints;
@@ -41,6 +42,11 @@ pub struct RelayConfig {
     pub handshake_timeout_ms: u64,
     /// Where `/metrics` is served instead of the relay's port (`None`: on the relay's port).
     pub metrics_listen: Option<SocketAddr>,
+    /// Relays to replicate with, both ways (`ws://…`, with `?token=` if they need one).
+    pub upstreams: Vec<String>,
+    /// A read-only follower: it replicates from its upstreams and serves reads; every
+    /// peer that connects to it may only read.
+    pub follower: bool,
 }
 
 /// Where the relay's token keys come from, and what peers without a token may do.
@@ -66,6 +72,8 @@ impl RelayConfig {
             access: AccessConfig::default(),
             handshake_timeout_ms: 10_000,
             metrics_listen: None,
+            upstreams: Vec::new(),
+            follower: false,
         }
     }
 
@@ -146,10 +154,10 @@ pub async fn run(
 ) -> Result<(), RelayError> {
     let metrics = Arc::new(Metrics::new());
     let mut repo_config = RepoConfig::default();
-    repo_config.sync = repo_config.sync.with_share_policy(Arc::new(ServeOnRequest));
+    repo_config.sync = repo_config.sync.with_share_policy(replication::policy());
     repo_config.sync.handshake_timeout_ms = config.handshake_timeout_ms;
     repo_config.observer = metrics.observer();
-    let credentials = credentials(&config)?;
+    let credentials = credentials(&config)?.read_only_follower(config.follower);
     let metrics_listener = match config.metrics_listen {
         Some(address) => Some(
             TcpListener::bind(address)
@@ -162,6 +170,11 @@ pub async fn run(
     if let Ok(address) = listener.local_addr() {
         tracing::info!(%address, database = %config.database().display(), peer_id = %repo.peer_id(), anonymous = ?config.access.anonymous, "relay listening");
     }
+    let upstreams = replication::dial_upstreams(&repo, &config.upstreams, config.net);
+    for url in &config.upstreams {
+        tracing::info!(upstream = %url.split('?').next().unwrap_or_default(), follower = config.follower, "replicating with an upstream relay");
+    }
+    tokio::spawn(replication::catch_up_replicas(repo.clone()));
     let endpoints = Endpoints::new(repo.clone(), metrics, metrics_listener.is_none());
     let (stopped, stopping) = watch::channel(false);
     if let Some(listener) = metrics_listener {
@@ -183,6 +196,9 @@ pub async fn run(
             announce.stopping();
         })
         .await;
+    for upstream in upstreams {
+        upstream.stop().await;
+    }
     tracing::info!("relay stopping: finishing writes");
     let closed = repo.close().await;
     let _ = stopped.send(true);

@@ -85,6 +85,18 @@ struct ServeArgs {
     /// `/healthz` and `/readyz`), e.g. 127.0.0.1:9090 to keep it off the internet.
     #[arg(long, env = "WEFT_METRICS_LISTEN")]
     metrics_listen: Option<SocketAddr>,
+    /// Another relay to replicate every document with, both ways (repeatable): `ws://…`
+    /// or `wss://…`, with `?token=` unless `--upstream-token-file` gives it.
+    #[arg(long = "upstream", env = "WEFT_UPSTREAM", value_delimiter = ',')]
+    upstreams: Vec<String>,
+    /// A file holding this relay's token for its upstreams (minted by them with
+    /// `weft-relay token --relay`); added to upstream URLs that carry none.
+    #[arg(long, env = "WEFT_UPSTREAM_TOKEN_FILE")]
+    upstream_token_file: Option<PathBuf>,
+    /// A read-only follower: replicate from the upstreams and serve reads; every peer
+    /// that connects may only read, whatever its token says.
+    #[arg(long, env = "WEFT_FOLLOWER")]
+    follower: bool,
     /// A file with an Ed25519 public key (PEM) that verifies EdDSA tokens (repeatable).
     #[arg(
         long = "jwt-public-key-file",
@@ -144,6 +156,10 @@ struct TokenArgs {
     /// Who it is for (shown in the relay's logs).
     #[arg(long, default_value = "weft")]
     subject: String,
+    /// For another relay: it is offered every document it may read, to replicate them
+    /// (give it `--write '*'`, or `--read '*'` for a read-only follower).
+    #[arg(long)]
+    relay: bool,
     /// How long it is valid: a number with s, m, h or d (e.g. 12h, 30d).
     #[arg(long, default_value = "30d", value_parser = parse_duration)]
     expires: Duration,
@@ -201,6 +217,18 @@ async fn main() -> ExitCode {
         .with_keepalive(Duration::from_secs(args.keepalive.max(1)))
         .with_message_rate(args.message_rate, args.message_burst);
     config.metrics_listen = args.metrics_listen;
+    config.follower = args.follower;
+    config.upstreams = match upstream_urls(args.upstreams, args.upstream_token_file.as_deref()) {
+        Ok(urls) => urls,
+        Err(error) => {
+            tracing::error!(%error, "upstream relays");
+            return ExitCode::from(2);
+        }
+    };
+    if config.follower && config.upstreams.is_empty() {
+        tracing::error!("a follower needs at least one --upstream to follow");
+        return ExitCode::from(2);
+    }
     config.handshake_timeout_ms = args.handshake_timeout.max(1) * 1000;
     match run(listener, config, shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
@@ -239,6 +267,7 @@ fn mint(args: TokenArgs) -> ExitCode {
             exp: jsonwebtoken::get_current_timestamp().saturating_add(args.expires.as_secs()),
             read,
             write,
+            relay: args.relay,
         },
         (Err(error), _) | (_, Err(error)) => {
             eprintln!("weft-relay token: not a document id or URL: {error}");
@@ -255,6 +284,47 @@ fn mint(args: TokenArgs) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The upstream URLs, each with the token from `token_file` unless it carries one.
+fn upstream_urls(
+    urls: Vec<String>,
+    token_file: Option<&std::path::Path>,
+) -> Result<Vec<String>, String> {
+    let token = match token_file {
+        None => None,
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|error| format!("{}: {error}", path.display()))?;
+            Some(text.trim().to_owned())
+        }
+    };
+    urls.into_iter()
+        .map(|url| {
+            if !(url.starts_with("ws://") || url.starts_with("wss://")) {
+                return Err(format!(
+                    "{}: expected a ws:// or wss:// URL",
+                    url.split('?').next().unwrap_or_default()
+                ));
+            }
+            // `ws://host:port?token=…` is not a request target: give it its path.
+            let (scheme, rest) = url.split_once("://").unwrap_or(("ws", &url));
+            let url = match rest.find(['/', '?']) {
+                Some(at) if rest[at..].starts_with('?') => {
+                    format!("{scheme}://{}/{}", &rest[..at], &rest[at..])
+                }
+                None => format!("{scheme}://{rest}/"),
+                Some(_) => url.clone(),
+            };
+            Ok(match &token {
+                Some(token) if !url.contains("token=") => {
+                    let separator = if url.contains('?') { '&' } else { '?' };
+                    format!("{url}{separator}token={token}")
+                }
+                _ => url,
+            })
+        })
+        .collect()
 }
 
 /// `30d`, `12h`, `15m`, `90s`.
@@ -297,4 +367,33 @@ fn shutdown_signal() -> std::io::Result<impl Future<Output = ()>> {
         let _ = tokio::signal::ctrl_c().await;
         tracing::info!("Ctrl-C: shutting down");
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::upstream_urls;
+
+    #[test]
+    fn upstream_urls_get_a_path_and_the_token_from_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        std::fs::write(&file, "t0k\n").unwrap();
+        let urls = vec![
+            "ws://a:1".to_owned(),
+            "wss://b/sync".to_owned(),
+            "ws://c:3?x=1".to_owned(),
+            "ws://d/?token=own".to_owned(),
+        ];
+        assert_eq!(
+            upstream_urls(urls, Some(&file)).unwrap(),
+            [
+                "ws://a:1/?token=t0k",
+                "wss://b/sync?token=t0k",
+                "ws://c:3/?x=1&token=t0k",
+                "ws://d/?token=own"
+            ]
+        );
+        assert!(upstream_urls(vec!["http://a".to_owned()], None).is_err());
+        assert!(upstream_urls(vec!["ws://a".to_owned()], Some(&dir.path().join("none"))).is_err());
+    }
 }

@@ -55,6 +55,7 @@ async fn official_js_clients_sync_through_weft_relay() {
         exp: jsonwebtoken::get_current_timestamp() + 3600,
         read: Grant::default(),
         write: Grant::everything(),
+        relay: false,
     };
     let token = mint(&secret, &claims).unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

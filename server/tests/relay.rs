@@ -7,7 +7,7 @@
 mod common;
 mod support;
 
-use std::{path::Path, process::Child};
+use std::path::Path;
 
 use common::{eventually, find_eventually, number, online};
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
@@ -84,7 +84,7 @@ async fn three_devices_converge_after_offline_edits_and_a_relay_restart() {
     .await;
 }
 
-fn start_binary(data: &Path) -> (Child, String) {
+fn start_binary(data: &Path) -> (support::RelayProcess, String) {
     let (child, url, _) = support::start_binary(data, &["--anonymous", "read-write"]);
     (child, url)
 }
@@ -186,5 +186,5 @@ fn the_binary_logs_json_lines_on_request() {
     );
     assert_eq!(listening["level"], "INFO");
     std::thread::spawn(move || lines.for_each(drop));
-    support::terminate(relay);
+    support::terminate(support::RelayProcess(relay));
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 use tokio::{sync::watch, task::JoinHandle};
 
 use super::socket::{NetConfig, pump, transport_pair};
-use crate::{Repo, Role};
+use crate::{Repo, Role, sync::Access};
 
 /// Where a dialled connection stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,6 +82,12 @@ impl Repo {
     /// or fails, dials again with exponential backoff and jitter. Must be called inside a
     /// tokio runtime.
     pub fn dial(&self, url: impl Into<String>, config: NetConfig) -> Dialer {
+        self.dial_with(url, config, Access::full())
+    }
+
+    /// Like [`dial`](Self::dial), granting the dialled peer `access` (a relay dials another
+    /// relay with [`Access::replica`], so that it is offered every document).
+    pub fn dial_with(&self, url: impl Into<String>, config: NetConfig, access: Access) -> Dialer {
         let (state_tx, state) = watch::channel(ConnectionState::Connecting { attempt: 1 });
         let (stop, stopping) = watch::channel(false);
         let repo = self.clone();
@@ -128,7 +134,9 @@ impl Repo {
                 let error = match connected {
                     Ok(Ok((socket, _))) => {
                         let (transport, link) = transport_pair(&config);
-                        let registered = repo.connect(transport, Role::Dial).await;
+                        let registered = repo
+                            .connect_with(transport, Role::Dial, access.clone())
+                            .await;
                         dial_attempt = None;
                         match registered {
                             Ok(_) => {

@@ -15,6 +15,7 @@ use automerge::{
     ActorId, Automerge, AutomergeError,
     transaction::{CommitOptions, Transaction},
 };
+use tokio::sync::watch;
 use tokio_util::task::TaskTracker;
 
 use super::{
@@ -31,7 +32,7 @@ use crate::{
         Chunk, ChunkKind, DocumentMeta, MemoryStorage, SqliteStorage, Storage, StorageError,
         WriteDone, WriteOp,
     },
-    sync::{Access, ConnectionId},
+    sync::{Access, ConnectionId, PeerInfo},
 };
 
 /// The documents of one replica (a device or a relay) and their storage.
@@ -80,6 +81,8 @@ pub(crate) struct RepoShared {
     /// Held while the driver starts and while `close` marks the repo closed, so that a
     /// driver is never started after `close` looked for one to stop.
     sync_start: Mutex<()>,
+    /// The peers connected now (handshake done), kept by the sync driver.
+    pub(crate) peers: watch::Sender<Vec<PeerInfo>>,
 }
 
 impl RepoShared {
@@ -211,6 +214,7 @@ impl Repo {
             closed: AtomicBool::new(false),
             sync: OnceLock::new(),
             sync_start: Mutex::new(()),
+            peers: watch::Sender::new(Vec::new()),
         });
         Self {
             _lifetime: Arc::new(Lifetime(Arc::downgrade(&shared))),
@@ -441,6 +445,12 @@ impl Repo {
     pub async fn list(&self) -> Result<Vec<DocumentMeta>> {
         self.shared.ensure_open()?;
         Ok(self.shared.storage.list().await?)
+    }
+
+    /// The peers connected now (their handshake done), updated as they come and go: what
+    /// they claim to be and what they may do.
+    pub fn peers(&self) -> watch::Receiver<Vec<PeerInfo>> {
+        self.shared.peers.subscribe()
     }
 
     /// How many documents are stored (cheaper than [`list`](Self::list)).

@@ -26,7 +26,7 @@ use crate::{
         Access, ConnectionId, Effect, Millis, Notification, SyncConfig,
         doc_sync::Gossip,
         hub::{DocMessage, Hub, Routed, send},
-        types::{PeerFault, SharedPeer},
+        types::{PeerFault, PeerInfo, SharedPeer},
     },
     wire::{Message, PeerMetadata},
 };
@@ -396,6 +396,7 @@ impl Driver {
                     Some(Command::Shutdown { done }) => {
                         let _ = self.stop.send(true);
                         self.connections.clear();
+                        self.repo.peers.send_replace(Vec::new());
                         self.docs.clear();
                         self.waiting.clear();
                         let _ = done.send(());
@@ -657,6 +658,9 @@ impl Driver {
         match routed {
             Routed::Nothing => {}
             Routed::PeerReady(peer) => {
+                self.repo
+                    .peers
+                    .send_modify(|peers| peers.push(PeerInfo::clone(&peer)));
                 for entry in self.docs.values() {
                     if let Entry::Ready(doc) = entry {
                         add_peer(doc, &peer);
@@ -665,6 +669,9 @@ impl Driver {
             }
             Routed::PeerGone(peer) => {
                 let connection = peer.connection;
+                self.repo
+                    .peers
+                    .send_modify(|peers| peers.retain(|p| p.connection != connection));
                 for entry in self.docs.values_mut() {
                     match entry {
                         Entry::Ready(doc) => doc.sync_later(move |sync, doc, cx, out| {

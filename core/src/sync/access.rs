@@ -61,6 +61,7 @@ impl fmt::Debug for Scope {
 pub struct Access {
     read: Scope,
     write: Scope,
+    replica: bool,
 }
 
 impl Access {
@@ -82,7 +83,39 @@ impl Access {
 
     /// Reads `read` and writes `write` (which it may read as well).
     pub fn new(read: Scope, write: Scope) -> Self {
-        Self { read, write }
+        Self {
+            read,
+            write,
+            replica: false,
+        }
+    }
+
+    /// The same access, for a peer that replicates this replica's documents (another
+    /// relay): share policies may offer it every document it can read (see
+    /// [`is_replica`](Self::is_replica)).
+    pub fn replica(mut self) -> Self {
+        self.replica = true;
+        self
+    }
+
+    /// Whether the peer replicates this replica's documents.
+    pub fn is_replica(&self) -> bool {
+        self.replica
+    }
+
+    /// The same documents, for reading only (what a read-only follower grants).
+    pub fn without_writes(self) -> Self {
+        let read = match (self.read, self.write) {
+            (Scope::All, _) | (_, Scope::All) => Scope::All,
+            (Scope::Documents(read), Scope::Documents(write)) => {
+                Scope::documents(read.iter().chain(write.iter()).copied())
+            }
+        };
+        Self {
+            read,
+            write: Scope::none(),
+            replica: self.replica,
+        }
     }
 
     /// Whether the peer may receive `document` and its ephemeral messages.
@@ -131,5 +164,10 @@ mod tests {
         assert!(!Access::nothing().can_read(c));
         assert!(Access::full().can_write(c));
         assert_eq!(format!("{:?}", Scope::documents([a, b])), "Documents(2)");
+        let reader = access.without_writes();
+        assert!(reader.can_read(a) && reader.can_read(b) && !reader.can_write(b));
+        assert!(!reader.can_read(c));
+        let everything = Access::full().replica().without_writes();
+        assert!(everything.can_read(c) && !everything.can_write(c) && everything.is_replica());
     }
 }
