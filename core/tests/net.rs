@@ -589,3 +589,61 @@ async fn a_peer_over_its_message_rate_is_slowed_down_and_nothing_is_lost() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_documents_are_let_go_while_peers_stay_and_come_back_with_the_next_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = RepoConfig::default();
+    config.sync = config
+        .sync
+        .with_share_policy(std::sync::Arc::new(weft::sync::ServeOnRequest));
+    config.idle_unload = Some(Duration::from_millis(300));
+    let relay = Repo::open_with(dir.path().join("relay.db"), config)
+        .await
+        .unwrap();
+    let (url, _stop) = listen(&relay, NetConfig::default()).await;
+    let (alice, bob) = (Repo::in_memory(), Repo::in_memory());
+    let _alice = common::online(&alice, &url).await;
+    let _bob = common::online(&bob, &url).await;
+    let doc = alice.create().await.unwrap();
+    doc.change(|tx| tx.put(ROOT, "n", 1)).await.unwrap();
+    let on_bob = common::find_eventually(&bob, doc.id()).await;
+    eventually("bob has it", || async { number(&on_bob, "n") == Some(1) }).await;
+
+    // Both stay connected and keep their handles; the relay lets the idle document go.
+    eventually("the relay let the idle document go", || async {
+        relay.loaded_documents() == 0
+    })
+    .await;
+
+    // Presence still flows through it, without loading it.
+    let mut events = on_bob.subscribe();
+    doc.broadcast(vec![0xa1, 0x61, 0x63, 0x01]);
+    let heard = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(event) = events.recv().await {
+            if let weft::DocEvent::Ephemeral { data, .. } = event {
+                return data;
+            }
+        }
+        Vec::new()
+    })
+    .await
+    .expect("the ephemeral message reached bob");
+    assert_eq!(heard, vec![0xa1, 0x61, 0x63, 0x01]);
+    assert_eq!(relay.loaded_documents(), 0);
+
+    // A change loads it again, and reaches bob unasked: the relay remembered he syncs it.
+    doc.change(|tx| tx.put(ROOT, "n", 2)).await.unwrap();
+    eventually("alice's change reaches bob", || async {
+        number(&on_bob, "n") == Some(2)
+    })
+    .await;
+    // Idle again, then the other way round.
+    eventually("let go again", || async { relay.loaded_documents() == 0 }).await;
+    on_bob.change(|tx| tx.put(ROOT, "m", 3)).await.unwrap();
+    eventually("bob's change reaches alice", || async {
+        number(&doc, "m") == Some(3)
+    })
+    .await;
+    relay.close().await.unwrap();
+}

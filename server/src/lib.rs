@@ -47,6 +47,9 @@ pub struct RelayConfig {
     /// A read-only follower: it replicates from its upstreams and serves reads; every
     /// peer that connects to it may only read.
     pub follower: bool,
+    /// How long a document stays in memory with no message while peers still sync it
+    /// (60 s; `None`: while they are connected). See [`RepoConfig::idle_unload`].
+    pub idle_unload: Option<std::time::Duration>,
 }
 
 /// Where the relay's token keys come from, and what peers without a token may do.
@@ -74,6 +77,7 @@ impl RelayConfig {
             metrics_listen: None,
             upstreams: Vec::new(),
             follower: false,
+            idle_unload: Some(std::time::Duration::from_secs(60)),
         }
     }
 
@@ -157,6 +161,7 @@ pub async fn run(
     repo_config.sync = repo_config.sync.with_share_policy(replication::policy());
     repo_config.sync.handshake_timeout_ms = config.handshake_timeout_ms;
     repo_config.observer = metrics.observer();
+    repo_config.idle_unload = config.idle_unload;
     let credentials = credentials(&config)?.read_only_follower(config.follower);
     let metrics_listener = match config.metrics_listen {
         Some(address) => Some(

@@ -81,6 +81,11 @@ struct ServeArgs {
     /// Messages one peer may send at once above the rate.
     #[arg(long, env = "WEFT_MESSAGE_BURST", default_value_t = 10_000)]
     message_burst: u32,
+    /// Seconds a document may stay in memory with no message about it while connected
+    /// peers still sync it (0: as long as they are connected). It is loaded again when
+    /// one comes.
+    #[arg(long, env = "WEFT_IDLE_UNLOAD", default_value_t = 60)]
+    idle_unload: u64,
     /// Serve `/metrics` on this address instead of the relay's port (which keeps
     /// `/healthz` and `/readyz`), e.g. 127.0.0.1:9090 to keep it off the internet.
     #[arg(long, env = "WEFT_METRICS_LISTEN")]
@@ -218,6 +223,7 @@ async fn main() -> ExitCode {
         .with_message_rate(args.message_rate, args.message_burst);
     config.metrics_listen = args.metrics_listen;
     config.follower = args.follower;
+    config.idle_unload = (args.idle_unload > 0).then(|| Duration::from_secs(args.idle_unload));
     config.upstreams = match upstream_urls(args.upstreams, args.upstream_token_file.as_deref()) {
         Ok(urls) => urls,
         Err(error) => {

@@ -6,15 +6,19 @@
 //! - [`RelayPolicy`] offers it every document that gets loaded (a client's edit on one
 //!   relay reaches the others at once; a document a client asks for and this relay lacks
 //!   is asked of them);
-//! - a catch-up pass loads every stored document once, a bounded number at a time, so that
-//!   automerge's sync protocol sends the peer what it lacks. Sync states are saved per
-//!   relay storage id, so after a reconnect a document both sides already share costs one
-//!   message each way. Documents are let go again once synced.
+//! - a catch-up pass offers every stored document once ([`Repo::offer`]), a bounded number
+//!   at a time: each is loaded, synced with the replicas by automerge's protocol, and let
+//!   go as soon as they have all of it. Sync states are saved per relay storage id, so
+//!   after a reconnect a document both sides already share costs one message each way.
+//! - documents loaded for clients are let go once idle like any other
+//!   ([`RepoConfig::idle_unload`](weft::RepoConfig)), replica links or not.
 //!
 //! Loops (A to B to C to A) are harmless: automerge's sync is idempotent and never resends
 //! what the other side has.
 
-use std::{collections::HashSet, sync::Arc, time::Duration};
+use std::{collections::HashSet, sync::Arc};
+
+use tokio::task::JoinSet;
 
 use weft::{
     DocumentId, Repo,
@@ -23,7 +27,7 @@ use weft::{
 };
 
 /// How many documents a catch-up pass keeps loaded at once (beyond what peers use).
-const CATCH_UP_LOADED: usize = 64;
+const CATCH_UP_AT_ONCE: usize = 64;
 
 /// Serve documents to clients only when asked (as the official sync server does); offer
 /// every document to peers that replicate this relay.
@@ -48,7 +52,8 @@ pub fn dial_upstreams(repo: &Repo, upstreams: &[String], config: NetConfig) -> V
         .collect()
 }
 
-/// Runs a catch-up pass for every replica peer that connects, until the repo closes.
+/// Runs a catch-up pass for every replica peer that connects (each on its own task), until
+/// the repo closes.
 pub async fn catch_up_replicas(repo: Repo) {
     let mut peers = repo.peers();
     let mut seen: HashSet<ConnectionId> = HashSet::new();
@@ -62,7 +67,7 @@ pub async fn catch_up_replicas(repo: Repo) {
         seen.retain(|connection| replicas.iter().any(|p| p.connection == *connection));
         for peer in replicas {
             if seen.insert(peer.connection) {
-                catch_up(&repo, &peer).await;
+                tokio::spawn(catch_up(repo.clone(), peer));
             }
         }
         if peers.changed().await.is_err() || repo.is_closed() {
@@ -71,8 +76,9 @@ pub async fn catch_up_replicas(repo: Repo) {
     }
 }
 
-/// Loads every stored document once, so that the sync protocol brings `peer` up to date.
-async fn catch_up(repo: &Repo, peer: &PeerInfo) {
+/// Offers every stored document once, [`CATCH_UP_AT_ONCE`] at a time, so that the sync
+/// protocol brings `peer` up to date (and this relay, from what `peer` has).
+async fn catch_up(repo: Repo, peer: PeerInfo) {
     let started = std::time::Instant::now();
     let documents = match repo.list().await {
         Ok(documents) => documents,
@@ -81,26 +87,29 @@ async fn catch_up(repo: &Repo, peer: &PeerInfo) {
             return;
         }
     };
-    tracing::info!(peer = %peer.peer_id, documents = documents.len(), "replication: catching up a relay");
-    let base = repo.loaded_documents();
-    for (done, meta) in documents.iter().enumerate() {
-        // Bounded memory: wait for earlier documents to finish syncing and be let go.
-        while repo.loaded_documents() > base + CATCH_UP_LOADED && !repo.is_closed() {
-            tokio::time::sleep(Duration::from_millis(20)).await;
+    let total = documents.len();
+    tracing::info!(peer = %peer.peer_id, documents = total, "replication: catching up a relay");
+    let mut offers = JoinSet::new();
+    for (done, meta) in documents.into_iter().enumerate() {
+        if offers.len() >= CATCH_UP_AT_ONCE {
+            offers.join_next().await;
         }
-        if repo.is_closed() || !still_connected(repo, peer) {
-            tracing::info!(peer = %peer.peer_id, done, of = documents.len(), "replication: the relay left before catching up");
+        if repo.is_closed() || !still_connected(&repo, &peer) {
+            tracing::info!(peer = %peer.peer_id, done, of = total, "replication: the relay left before catching up");
             return;
         }
-        // Loading is what offers it: the handle is not needed afterwards.
-        if let Err(error) = repo.find(meta.id).await {
-            tracing::warn!(document = %meta.id, %error, "replication: loading failed");
-        }
+        let repo = repo.clone();
+        offers.spawn(async move {
+            if let Err(error) = repo.offer(meta.id).await {
+                tracing::debug!(document = %meta.id, %error, "replication: offering failed");
+            }
+        });
         if (done + 1) % 1000 == 0 {
-            tracing::info!(peer = %peer.peer_id, done = done + 1, of = documents.len(), "replication: catching up");
+            tracing::info!(peer = %peer.peer_id, done = done + 1, of = total, "replication: catching up");
         }
     }
-    tracing::info!(peer = %peer.peer_id, documents = documents.len(), took = ?started.elapsed(), "replication: caught up");
+    while offers.join_next().await.is_some() {}
+    tracing::info!(peer = %peer.peer_id, documents = total, took = ?started.elapsed(), "replication: caught up");
 }
 
 fn still_connected(repo: &Repo, peer: &PeerInfo) -> bool {

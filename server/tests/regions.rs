@@ -79,19 +79,32 @@ impl Link {
     }
 }
 
-/// `/metrics` of the relay at `url`: the value of `weft_documents_stored`.
-async fn stored(url: &str) -> Option<f64> {
+/// The value of the gauge `name` at `/metrics` of the relay at `url`.
+async fn gauge(url: &str, name: &str) -> Option<f64> {
     let address = url.trim_start_matches("ws://");
-    let mut stream = TcpStream::connect(address).await.ok()?;
-    let request = format!("GET /metrics HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.ok()?;
-    response.lines().find_map(|line| {
-        line.strip_prefix("weft_documents_stored ")
-            .and_then(|v| v.parse().ok())
-    })
+    let scrape = async {
+        let mut stream = TcpStream::connect(address).await.ok()?;
+        let request =
+            format!("GET /metrics HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.ok()?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.ok()?;
+        Some(response)
+    };
+    let response = tokio::time::timeout(Duration::from_secs(5), scrape)
+        .await
+        .ok()??;
+    response
+        .lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
 }
+
+async fn stored(url: &str) -> Option<f64> {
+    gauge(url, "weft_documents_stored").await
+}
+
+/// More documents than a catch-up pass loads at once, stored in region one before it starts.
+const SEEDED: usize = 150;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_regions_and_a_follower_replicate_through_cuts_and_the_follower_only_reads() {
@@ -99,7 +112,19 @@ async fn two_regions_and_a_follower_replicate_through_cuts_and_the_follower_only
         .prefix("regions")
         .tempdir()
         .unwrap();
-    // Region one: secure, as in production.
+    // Region one: secure, as in production, with documents from before.
+    {
+        let seeded = Repo::open(dir.path().join("a").join("weft.db"))
+            .await
+            .unwrap();
+        for n in 0..SEEDED {
+            let doc = seeded.create().await.unwrap();
+            doc.change(move |tx| tx.put(ROOT, "seeded", n as i64))
+                .await
+                .unwrap();
+        }
+        seeded.close().await.unwrap();
+    }
     let (relay_a, url_a, _) = support::start_binary(&dir.path().join("a"), &[]);
     let secret_a = secret::read(&dir.path().join("a").join(secret::SECRET_FILE)).unwrap();
     let relay_token = |write: Grant| {
@@ -118,8 +143,9 @@ async fn two_regions_and_a_follower_replicate_through_cuts_and_the_follower_only
         doc.change(move |tx| tx.put(ROOT, "n", n)).await.unwrap();
         docs.push(doc);
     }
+    let all = (SEEDED + 3) as f64;
     eventually("region one stored them", || async {
-        stored(&url_a).await == Some(3.0)
+        stored(&url_a).await == Some(all)
     })
     .await;
 
@@ -139,7 +165,8 @@ async fn two_regions_and_a_follower_replicate_through_cuts_and_the_follower_only
             token_file.to_str().unwrap(),
         ],
     );
-    let follower_token = relay_token(Grant::default());
+    // A token that would let it write: the follower itself must refuse writes.
+    let follower_token = relay_token(Grant::everything());
     let (relay_f, url_f, _) = support::start_binary(
         &dir.path().join("f"),
         &[
@@ -150,16 +177,24 @@ async fn two_regions_and_a_follower_replicate_through_cuts_and_the_follower_only
             &format!("{url_a}/?token={follower_token}"),
         ],
     );
-    // Both caught up with region one's documents without any client asking.
+    // Both caught up with region one's documents without any client asking, and region
+    // one let go of what it loaded to offer them (alice's three stay: she syncs them).
     eventually("region two and the follower caught up", || async {
-        stored(&url_b).await == Some(3.0) && stored(&url_f).await == Some(3.0)
+        stored(&url_b).await == Some(all) && stored(&url_f).await == Some(all)
+    })
+    .await;
+    eventually("region one let go of what it offered", || async {
+        gauge(&url_a, "weft_documents_loaded")
+            .await
+            .is_some_and(|n| n <= 3.0)
     })
     .await;
 
     // Clients on different relays converge.
-    let (bob, carol) = (Repo::in_memory(), Repo::in_memory());
+    let (bob, carol, dave) = (Repo::in_memory(), Repo::in_memory(), Repo::in_memory());
     let _bob = online(&bob, &url_b).await;
     let _carol = online(&carol, &url_f).await;
+    let _dave = online(&dave, &url_f).await;
     let on_bob = find_eventually(&bob, docs[0].id()).await;
     let on_carol = find_eventually(&carol, docs[0].id()).await;
     on_bob.change(|tx| tx.put(ROOT, "bob", 1)).await.unwrap();
@@ -199,19 +234,22 @@ async fn two_regions_and_a_follower_replicate_through_cuts_and_the_follower_only
     })
     .await;
 
-    // The follower refuses a write: carol's change never leaves it, while region one's
-    // changes keep reaching carol.
+    // The follower refuses a write (though its own token on region one would allow it):
+    // carol's change reaches neither another client of the follower nor the regions,
+    // while region one's changes keep reaching the follower's clients.
+    let on_dave = find_eventually(&dave, docs[0].id()).await;
     on_carol
         .change(|tx| tx.put(ROOT, "carol", 3))
         .await
         .unwrap();
     docs[0].change(|tx| tx.put(ROOT, "after", 4)).await.unwrap();
     eventually(
-        "region one's edit reaches the follower's client",
-        || async { number(&on_carol, "after") == Some(4) },
+        "region one's edit reaches the follower's clients",
+        || async { number(&on_carol, "after") == Some(4) && number(&on_dave, "after") == Some(4) },
     )
     .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(number(&on_dave, "carol"), None, "the follower took a write");
     assert_eq!(
         number(&docs[0], "carol"),
         None,

@@ -1,6 +1,6 @@
 //! [`RepoConfig`]: how a repo stores and compacts documents.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use crate::{
     PeerId,
@@ -72,6 +72,12 @@ pub struct RepoConfig {
     /// Where measurements go (messages, sync and commit latencies, connections): nowhere by
     /// default. See [`observe`](crate::observe).
     pub observer: Arc<dyn Observer>,
+    /// How long a document no handle holds may stay loaded with no message about it while
+    /// connected peers still sync it (60 s; `None`: for as long as they are connected).
+    /// It is then let go and loaded again when a message comes; the peers that synced it
+    /// are offered it again then, and its ephemeral messages still reach them meanwhile.
+    /// This keeps a relay's memory to what is active, not to all its clients ever opened.
+    pub idle_unload: Option<Duration>,
 }
 
 impl Default for RepoConfig {
@@ -82,6 +88,7 @@ impl Default for RepoConfig {
             event_capacity: 256,
             sync: SyncConfig::new(PeerId::random(), None),
             observer: Arc::new(Unobserved),
+            idle_unload: Some(Duration::from_secs(60)),
         }
     }
 }

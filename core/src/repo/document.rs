@@ -664,7 +664,10 @@ impl Document {
         }
         outcome.deadline = sync.next_deadline(&cx);
         outcome.forgettable = sync.forgettable(doc);
-        outcome.unused = sync.unused() && self.handles.load(Ordering::Acquire) == 0;
+        let unhandled = self.handles.load(Ordering::Acquire) == 0;
+        outcome.unused = sync.unused() && unhandled;
+        outcome.quiet = sync.quiet() && unhandled;
+        outcome.settled = outcome.quiet && sync.settled(doc);
         outcome.sequence = self.finished_work.fetch_add(1, Ordering::AcqRel) + 1;
         outcome.engaged = sync.engaged_peers();
         let mut forward = Vec::new();

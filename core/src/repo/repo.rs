@@ -335,6 +335,22 @@ impl Repo {
         Ok(DocHandle::new(document))
     }
 
+    /// Offers a stored document to the connected peers the share policy offers documents
+    /// to (a relay's replicas), without a handle: it is loaded, synced with them, and let go
+    /// once they all have all of it (or once idle, if one does not answer). Resolves then,
+    /// or at once if it is loaded already (it is in use, and synced as such), so that a
+    /// caller offering many keeps memory bounded by how many it awaits at once.
+    pub async fn offer(&self, id: DocumentId) -> Result<()> {
+        self.shared.ensure_open()?;
+        let Some(sync) = self.sync_driver() else {
+            return Ok(()); // no peer ever connected: nobody to offer it to
+        };
+        let (done, finished) = tokio::sync::oneshot::channel();
+        sync.send(Command::Offer { document: id, done });
+        let _ = finished.await; // the sender is dropped when the offer is over
+        Ok(())
+    }
+
     /// Asks connected peers for a document this replica does not have.
     async fn find_on_peers(&self, id: DocumentId) -> Result<DocHandle> {
         let Some(sync) = self.shared.sync.get() else {

@@ -200,6 +200,11 @@ pub(crate) struct SyncOutcome {
     /// No peer syncs it, nothing of it is pending, and the app holds no handle: the
     /// driver lets it go (filled in likewise).
     pub(crate) unused: bool,
+    /// Nothing of it is pending and the app holds no handle, though peers may sync it:
+    /// the driver lets it go once idle (filled in likewise).
+    pub(crate) quiet: bool,
+    /// Quiet, and every peer syncing it has all of it (filled in likewise).
+    pub(crate) settled: bool,
     /// Which sync work of the document this is the outcome of (filled in likewise).
     pub(crate) sequence: u64,
 }
@@ -239,6 +244,12 @@ pub(crate) enum Command {
     Want {
         document: DocumentId,
         reply: oneshot::Sender<Option<Arc<Document>>>,
+    },
+    /// Load a stored document for the peers it is offered to, and let it go once they
+    /// have all of it; `done` is dropped then (or once the document is in real use).
+    Offer {
+        document: DocumentId,
+        done: oneshot::Sender<()>,
     },
     /// The app broadcasts an ephemeral payload.
     Broadcast {
@@ -310,6 +321,10 @@ impl SyncHandle {
             ephemeral_count: 0,
             stop,
             stopping,
+            dormant: HashMap::new(),
+            last_active: HashMap::new(),
+            quiet: HashMap::new(),
+            offered: HashMap::new(),
         };
         let runtime = tokio::runtime::Handle::current();
         runtime.spawn(driver.run(inbox));
@@ -376,6 +391,17 @@ struct Driver {
     /// Tells connection readers to stop.
     stop: watch::Sender<bool>,
     stopping: watch::Receiver<bool>,
+    /// Documents let go while idle, with the connections that were syncing them: offered
+    /// to those again when the document is loaded again, and its ephemeral messages still
+    /// reach them meanwhile.
+    dormant: HashMap<DocumentId, Vec<ConnectionId>>,
+    /// When each loaded document last had a message or sent one.
+    last_active: HashMap<DocumentId, Millis>,
+    /// Loaded documents whose latest sync work (this sequence number) found them quiet.
+    quiet: HashMap<DocumentId, u64>,
+    /// Documents loaded only to be offered to peers ([`Command::Offer`]), with who waits
+    /// for them to be let go.
+    offered: HashMap<DocumentId, Vec<oneshot::Sender<()>>>,
 }
 
 /// The time for the engine.
@@ -397,6 +423,8 @@ impl Driver {
                         let _ = self.stop.send(true);
                         self.connections.clear();
                         self.repo.peers.send_replace(Vec::new());
+                        self.dormant.clear();
+                        self.offered.clear();
                         self.docs.clear();
                         self.waiting.clear();
                         let _ = done.send(());
@@ -482,6 +510,14 @@ impl Driver {
                         None => self.deadlines.remove(&document),
                     };
                     self.engaged.insert(document, outcome.engaged.clone());
+                    if !effects.is_empty() {
+                        self.last_active.insert(document, now());
+                    }
+                    if outcome.quiet {
+                        self.quiet.insert(document, outcome.sequence);
+                    } else {
+                        self.quiet.remove(&document);
+                    }
                 }
                 out.extend(effects);
                 for (storage, heads, timestamp) in outcome.gossip {
@@ -505,10 +541,11 @@ impl Driver {
                 if current && outcome.forgettable && !self.waiting.contains_key(&document) {
                     self.forget(document);
                 }
-                // Nobody uses it: let it go (it unloads once its last sync work is done),
-                // so a relay's memory follows what connected peers use, not what it stores.
+                // Nobody uses it (or it was loaded only to be offered, and its peers have
+                // it all now): let it go (it unloads once its last sync work is done), so a
+                // relay's memory follows what connected peers use, not what it stores.
                 else if current
-                    && outcome.unused
+                    && (outcome.unused || (outcome.settled && self.offered.contains_key(&document)))
                     && instance.handles() == 0
                     && instance.is_latest(outcome.sequence)
                     && !self.waiting.contains_key(&document)
@@ -517,7 +554,19 @@ impl Driver {
                     self.forget(document);
                 }
             }
-            Command::Opened(document) => self.opened(document),
+            Command::Opened(document) => {
+                self.offered.remove(&document.id); // in the app's hands now
+                self.opened(document);
+            }
+            Command::Offer { document, done } => {
+                if self.docs.contains_key(&document) {
+                    drop(done); // loaded already: in use
+                } else {
+                    self.offered.entry(document).or_default().push(done);
+                    self.docs.insert(document, Entry::Loading(Vec::new()));
+                    self.load(document);
+                }
+            }
             Command::Loaded { document, loaded } => self.loaded(document, loaded, &mut out),
             Command::Want { document, reply } => {
                 if self.connecting() {
@@ -593,9 +642,44 @@ impl Driver {
     }
 
     fn forget(&mut self, document: DocumentId) {
+        self.offered.remove(&document); // tells whoever waits for it
         self.docs.remove(&document);
         self.deadlines.remove(&document);
         self.engaged.remove(&document);
+        self.last_active.remove(&document);
+        self.quiet.remove(&document);
+    }
+
+    /// Lets go of documents quiet and without a message for `idle_unload`, keeping the
+    /// connections that synced them.
+    fn unload_idle(&mut self, now: Millis) {
+        let Some(after) = self.repo.config.idle_unload else {
+            return;
+        };
+        let cutoff = Millis(now.0.saturating_sub(after.as_millis() as u64));
+        let idle: Vec<DocumentId> = self
+            .quiet
+            .iter()
+            .filter(|(document, sequence)| {
+                self.last_active
+                    .get(*document)
+                    .is_none_or(|at| *at <= cutoff)
+                    && !self.waiting.contains_key(*document)
+                    && matches!(
+                        self.docs.get(*document),
+                        Some(Entry::Ready(doc)) if doc.handles() == 0 && doc.is_latest(**sequence)
+                    )
+            })
+            .map(|(document, _)| *document)
+            .collect();
+        for document in idle {
+            let engaged = self.engaged.get(&document).cloned().unwrap_or_default();
+            self.forget(document);
+            if !engaged.is_empty() {
+                self.dormant.insert(document, engaged);
+            }
+            tracing::trace!(%document, "idle: unloaded");
+        }
     }
 
     /// Sends, closes and notifies.
@@ -669,6 +753,10 @@ impl Driver {
             }
             Routed::PeerGone(peer) => {
                 let connection = peer.connection;
+                self.dormant.retain(|_, connections| {
+                    connections.retain(|c| *c != connection);
+                    !connections.is_empty()
+                });
                 self.repo
                     .peers
                     .send_modify(|peers| peers.retain(|p| p.connection != connection));
@@ -696,16 +784,21 @@ impl Driver {
                     },
             } => {
                 // Forwarded here, not on the document's thread, so that messages leave in
-                // the order they came (JS peers drop a count lower than one seen).
-                let Some(Entry::Ready(doc)) = self.docs.get(&document) else {
-                    return; // about a document not synced here
+                // the order they came (JS peers drop a count lower than one seen). A
+                // document let go while idle still has them forwarded to its peers.
+                let (doc, engaged) = match self.docs.get(&document) {
+                    Some(Entry::Ready(doc)) => (Some(doc.clone()), self.engaged.get(&document)),
+                    _ => match self.dormant.get(&document) {
+                        Some(connections) => (None, Some(connections)),
+                        None => return, // about a document not synced here
+                    },
                 };
                 if !self.config.share_policy.access(&peer, document) {
                     return;
                 }
-                let doc = doc.clone();
+                self.last_active.insert(document, now());
                 let mut out = Vec::new();
-                for connection in self.engaged.get(&document).into_iter().flatten() {
+                for connection in engaged.into_iter().flatten() {
                     match self.hub.peer(*connection) {
                         Some(to) if *connection != peer.connection && to.peer_id != origin => {
                             let message = Message::Ephemeral {
@@ -721,7 +814,9 @@ impl Driver {
                         _ => {}
                     }
                 }
-                doc.emit(DocEvent::Ephemeral { from: origin, data });
+                if let Some(doc) = doc {
+                    doc.emit(DocEvent::Ephemeral { from: origin, data });
+                }
                 self.carry_out(out);
             }
             Routed::Document {
@@ -731,6 +826,12 @@ impl Driver {
             } => match self.docs.get_mut(&document) {
                 Some(Entry::Ready(doc)) => {
                     deliver(doc, peer.connection, message, &self.repo.config.observer);
+                    self.last_active.insert(document, now());
+                    // A client using an offered document makes it an ordinary one (what
+                    // the replicas it is offered to say is part of the offer).
+                    if !peer.access.is_replica() {
+                        self.offered.remove(&document);
+                    }
                 }
                 Some(Entry::Loading(waiting)) => {
                     if waiting.len() < MAX_LOADING_BACKLOG {
@@ -741,6 +842,11 @@ impl Driver {
                 }
                 // Only sync traffic loads a document.
                 None if matches!(message, DocMessage::Sync { .. }) => {
+                    // Loaded for a replica (a relay catching up): let go once in sync, as
+                    // an offered document; a client's message would make it an ordinary one.
+                    if peer.access.is_replica() {
+                        self.offered.entry(document).or_default();
+                    }
                     self.docs
                         .insert(document, Entry::Loading(vec![(peer, message)]));
                     self.load(document);
@@ -786,9 +892,13 @@ impl Driver {
                 self.docs.insert(document, ready);
                 return;
             }
-            None => return,
+            None => {
+                self.offered.remove(&document);
+                return;
+            }
         };
         let Some(doc) = loaded else {
+            self.offered.remove(&document);
             // Damaged in storage: those who asked hear it is unavailable.
             for (peer, _) in waiting {
                 self.hub.tell_unavailable(&peer, document, out);
@@ -813,9 +923,17 @@ impl Driver {
             sync.retain_peers(cx, doc, &connected, out);
             SyncOutcome::default()
         });
+        // Peers that synced it before it was let go while idle are offered it again.
+        let resumed = self.dormant.remove(&doc.id).unwrap_or_default();
         for peer in self.hub.peers() {
-            add_peer(&doc, peer);
+            let peer = peer.clone();
+            let resume = resumed.contains(&peer.connection);
+            doc.sync_later(move |sync, doc, cx, out| {
+                sync.add_peer_resuming(cx, doc, peer, resume, out);
+                SyncOutcome::default()
+            });
         }
+        self.last_active.insert(doc.id, now());
         self.docs.insert(doc.id, Entry::Ready(doc));
     }
 
@@ -856,6 +974,7 @@ impl Driver {
             .expire_gossip(Millis(now.0.saturating_sub(86_400_000)));
         self.carry_out(out);
         self.run_deferred(true);
+        self.unload_idle(now);
         // Only documents with timed work due are woken.
         let due: Vec<DocumentId> = self
             .deadlines

@@ -188,12 +188,25 @@ impl DocSync {
         peer: SharedPeer,
         out: &mut Vec<Effect>,
     ) {
+        self.add_peer_resuming(cx, doc, peer, false, out);
+    }
+
+    /// Adds a peer; `resume`: it synced this document before it was let go while idle, so
+    /// it is offered the document whatever the share policy says (it is still interested).
+    pub(crate) fn add_peer_resuming(
+        &mut self,
+        cx: &Context<'_>,
+        doc: &Automerge,
+        peer: SharedPeer,
+        resume: bool,
+        out: &mut Vec<Effect>,
+    ) {
         if self.peers.contains_key(&peer.connection) {
             return; // added already: keep what we know of it
         }
         let access = peer.access.can_read(self.id) && cx.policy.access(&peer, self.id);
         let writes = access && peer.access.can_write(self.id);
-        let announce = access && cx.policy.announce(&peer, self.id);
+        let announce = access && (resume || cx.policy.announce(&peer, self.id));
         let storage = peer.persistent_storage().cloned();
         let connection = peer.connection;
         // Only a peer we offer the document to needs its state now; others ask first.
@@ -530,10 +543,41 @@ impl DocSync {
     /// states to save, peers asked or waiting): it can be unloaded and loaded again later
     /// without anything lost.
     pub(crate) fn unused(&self) -> bool {
+        self.quiet() && self.peers.values().all(|peer| !peer.engaged())
+    }
+
+    /// Whether nothing is pending and every peer syncing the document said it has exactly
+    /// what this replica has (nothing left to send either way; whoever sent the last
+    /// message may still wait for an answer that never comes): a document loaded only to
+    /// bring peers up to date is done.
+    pub(crate) fn settled(&self, doc: &Automerge) -> bool {
+        let mut ours = doc.get_heads();
+        ours.sort();
+        let same = |heads: &[ChangeHash]| {
+            let mut heads = heads.to_vec();
+            heads.sort();
+            heads == ours
+        };
+        // What they said last, or what both had when the sync state saved for them was
+        // written (a peer that has everything says nothing to a reloaded document).
+        self.quiet()
+            && self
+                .peers
+                .values()
+                .filter(|peer| peer.engaged())
+                .all(|peer| {
+                    peer.sync.their_heads.as_deref().is_some_and(same)
+                        || same(&peer.sync.shared_heads)
+                })
+    }
+
+    /// Whether nothing of the document is pending (writes, sync states to save, peers
+    /// asked or waiting), though peers may sync it: it can be let go while idle, and
+    /// loaded again (its peers resumed) when a message comes, without anything lost.
+    pub(crate) fn quiet(&self) -> bool {
         self.durable()
             && self.peers.values().all(|peer| {
-                !peer.engaged()
-                    && !peer.loading_state
+                !peer.loading_state
                     && peer.waiting.is_empty()
                     && peer.dirty_since.is_none()
                     && !matches!(peer.status, Status::Asked { .. })
