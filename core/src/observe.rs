@@ -72,14 +72,16 @@ pub trait Observer: Send + Sync + fmt::Debug + 'static {
     fn message(&self, _direction: Direction, _kind: &'static str, _bytes: usize) {}
 
     /// A sync (or request) message from a peer was applied to its document, `took` after it
-    /// arrived (waiting for the document's thread included).
+    /// was handed to the document (waiting for the document's thread included; for a
+    /// document that had to be loaded first, from the end of the load).
     fn sync_applied(&self, _took: Duration) {}
 
     /// A storage submission became durable (or failed), `took` after it was submitted.
     fn storage_committed(&self, _took: Duration) {}
 
-    /// A WebSocket connection was accepted by a listener (`open` true) or ended (`open`
-    /// false).
+    /// A listener accepted a TCP connection (`open` true: a WebSocket peer, a plain HTTP
+    /// request, or one refused later), or one ended (`open` false). Dialled connections are
+    /// not counted.
     fn connection(&self, _open: bool) {}
 
     /// A listener turned a connection away or cut it, for `reason`.

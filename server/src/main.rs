@@ -302,16 +302,26 @@ fn upstream_urls(
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .map_err(|error| format!("{}: {error}", path.display()))?;
-            Some(text.trim().to_owned())
+            let token = text.trim();
+            if token.is_empty() {
+                return Err(format!("{}: the file holds no token", path.display()));
+            }
+            Some(token.to_owned())
         }
     };
     urls.into_iter()
         .map(|url| {
-            if !(url.starts_with("ws://") || url.starts_with("wss://")) {
+            let shown = url.split('?').next().unwrap_or_default();
+            if url.starts_with("wss://") {
+                // tokio-tungstenite is built without TLS (it would need a C toolchain for
+                // its crypto): say so now rather than retry forever.
                 return Err(format!(
-                    "{}: expected a ws:// or wss:// URL",
-                    url.split('?').next().unwrap_or_default()
+                    "{shown}: wss:// is not supported yet (weft dials without TLS); use ws:// on a \
+                     private network or through a TLS tunnel"
                 ));
+            }
+            if !url.starts_with("ws://") {
+                return Err(format!("{shown}: expected a ws:// URL"));
             }
             // `ws://host:port?token=…` is not a request target: give it its path.
             let (scheme, rest) = url.split_once("://").unwrap_or(("ws", &url));
@@ -322,8 +332,11 @@ fn upstream_urls(
                 None => format!("{scheme}://{rest}/"),
                 Some(_) => url.clone(),
             };
+            let has_token = url
+                .split_once('?')
+                .is_some_and(|(_, query)| query.split('&').any(|pair| pair.starts_with("token=")));
             Ok(match &token {
-                Some(token) if !url.contains("token=") => {
+                Some(token) if !has_token => {
                     let separator = if url.contains('?') { '&' } else { '?' };
                     format!("{url}{separator}token={token}")
                 }
@@ -386,20 +399,28 @@ mod tests {
         std::fs::write(&file, "t0k\n").unwrap();
         let urls = vec![
             "ws://a:1".to_owned(),
-            "wss://b/sync".to_owned(),
-            "ws://c:3?x=1".to_owned(),
+            "ws://b/sync".to_owned(),
+            "ws://c:3?x=1&notoken=2".to_owned(),
             "ws://d/?token=own".to_owned(),
         ];
         assert_eq!(
             upstream_urls(urls, Some(&file)).unwrap(),
             [
                 "ws://a:1/?token=t0k",
-                "wss://b/sync?token=t0k",
-                "ws://c:3/?x=1&token=t0k",
+                "ws://b/sync?token=t0k",
+                "ws://c:3/?x=1&notoken=2&token=t0k",
                 "ws://d/?token=own"
             ]
         );
         assert!(upstream_urls(vec!["http://a".to_owned()], None).is_err());
+        let wss = upstream_urls(vec!["wss://a/?token=secret".to_owned()], None).unwrap_err();
+        assert!(
+            wss.contains("not supported") && !wss.contains("secret"),
+            "{wss}"
+        );
         assert!(upstream_urls(vec!["ws://a".to_owned()], Some(&dir.path().join("none"))).is_err());
+        let empty = dir.path().join("empty");
+        std::fs::write(&empty, "\n").unwrap();
+        assert!(upstream_urls(vec!["ws://a".to_owned()], Some(&empty)).is_err());
     }
 }

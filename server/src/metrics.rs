@@ -4,7 +4,10 @@
 //! `prometheus-client` registry. Counters and histograms are updated as things happen;
 //! the document gauges are read from the repo when scraped.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use prometheus_client::{
     encoding::text::encode,
@@ -37,7 +40,13 @@ pub struct Metrics {
     refused: Family<Labels<1>, Counter>,
     documents_loaded: Gauge,
     documents_stored: Gauge,
+    /// The stored count and when it was read: counting is a scan of the database, so
+    /// scrapes and readiness probes (unauthenticated) share one count a few seconds old.
+    stored: tokio::sync::Mutex<Option<(Instant, u64)>>,
 }
+
+/// How old a stored count may be.
+const STORED_COUNT_TTL: Duration = Duration::from_secs(5);
 
 impl Default for Metrics {
     fn default() -> Self {
@@ -61,6 +70,7 @@ impl Metrics {
             refused: Family::default(),
             documents_loaded: Gauge::default(),
             documents_stored: Gauge::default(),
+            stored: tokio::sync::Mutex::new(None),
             registry: Registry::default(),
         };
         registry.register(
@@ -114,18 +124,36 @@ impl Metrics {
         }
     }
 
+    /// How many documents `repo` stores: counted at most once every few seconds, one count
+    /// at a time, however many ask. An error says why storage did not answer (in 2 s).
+    pub async fn stored_documents(&self, repo: &Repo) -> Result<u64, String> {
+        let mut cached = self.stored.lock().await;
+        if let Some((at, count)) = *cached
+            && at.elapsed() < STORED_COUNT_TTL
+        {
+            return Ok(count);
+        }
+        match tokio::time::timeout(Duration::from_secs(2), repo.stored_documents()).await {
+            Ok(Ok(count)) => {
+                *cached = Some((Instant::now(), count));
+                Ok(count)
+            }
+            Ok(Err(error)) => Err(format!("storage unavailable: {error}")),
+            Err(_) => Err("storage did not answer in 2 s".to_owned()),
+        }
+    }
+
     /// The metrics in Prometheus' text format, with the document gauges read from `repo`
     /// (the stored count only if storage answers).
     pub async fn render(&self, repo: &Repo) -> String {
         self.documents_loaded
             .set(i64::try_from(repo.loaded_documents()).unwrap_or(i64::MAX));
-        match tokio::time::timeout(Duration::from_secs(2), repo.stored_documents()).await {
-            Ok(Ok(stored)) => {
+        match self.stored_documents(repo).await {
+            Ok(stored) => {
                 self.documents_stored
                     .set(i64::try_from(stored).unwrap_or(i64::MAX));
             }
-            Ok(Err(error)) => tracing::warn!(%error, "counting stored documents failed"),
-            Err(_) => tracing::warn!("counting stored documents timed out"),
+            Err(error) => tracing::warn!(%error, "counting stored documents failed"),
         }
         let mut text = String::new();
         // Writing to a String cannot fail.

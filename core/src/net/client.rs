@@ -88,6 +88,9 @@ impl Repo {
     /// Like [`dial`](Self::dial), granting the dialled peer `access` (a relay dials another
     /// relay with [`Access::replica`], so that it is offered every document).
     pub fn dial_with(&self, url: impl Into<String>, config: NetConfig, access: Access) -> Dialer {
+        // The message rate guards a listener against its peers; what a repo dialled itself
+        // is read as fast as it comes.
+        let config = config.with_message_rate(0, 1);
         let (state_tx, state) = watch::channel(ConnectionState::Connecting { attempt: 1 });
         let (stop, stopping) = watch::channel(false);
         let repo = self.clone();

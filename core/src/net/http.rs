@@ -93,8 +93,17 @@ pub(crate) async fn read_head(mut stream: TcpStream) -> io::Result<(HttpConnecti
     let peer = stream.peer_addr().ok();
     let mut head = Vec::with_capacity(1024);
     let upgrade = loop {
-        if head.len() >= MAX_HEAD || stream.read_buf(&mut head).await? == 0 {
+        let before = head.len();
+        if before >= MAX_HEAD || stream.read_buf(&mut head).await? == 0 {
             break true;
+        }
+        // Parsed again only once a blank line may have arrived, so that a head sent a byte
+        // at a time costs one parse, not one per byte.
+        let fresh = &head[before.saturating_sub(3)..];
+        let blank_line =
+            fresh.windows(2).any(|w| w == b"\n\n") || fresh.windows(3).any(|w| w == b"\n\r\n");
+        if !blank_line {
+            continue;
         }
         let mut headers = [httparse::EMPTY_HEADER; 64];
         let mut request = httparse::Request::new(&mut headers);

@@ -156,6 +156,8 @@ impl Server {
                         let (handshaking, observer) = (handshaking.clone(), observer.clone());
                         observer.connection(true);
                         connections.spawn(async move {
+                            // Counted out however the task ends (even aborted at shutdown).
+                            let _open = OpenConnection(observer.clone());
                             let (spoke, mut spoken) = oneshot::channel();
                             let accepting = connection.run(stream, spoke);
                             tokio::pin!(accepting, evicted);
@@ -180,7 +182,6 @@ impl Server {
                             if let Ended::Refused(reason, _) = &ended {
                                 observer.refused(*reason);
                             }
-                            observer.connection(false);
                             tracing::debug!(%address, ?ended, "connection ended");
                             drop(slot);
                         });
@@ -215,6 +216,15 @@ impl Server {
     }
 }
 
+/// Tells the observer a connection ended when dropped.
+struct OpenConnection(Arc<dyn crate::observe::Observer>);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.connection(false);
+    }
+}
+
 /// What one accepted connection needs.
 struct Connection {
     repo: Repo,
@@ -229,8 +239,9 @@ impl Connection {
     /// no longer in its handshake.
     async fn run(self, stream: TcpStream, spoke: oneshot::Sender<()>) -> Ended {
         let _ = stream.set_nodelay(true);
-        let handshake_timeout = self.config.handshake_timeout;
-        let routed = tokio::time::timeout(handshake_timeout, http::read_head(stream)).await;
+        // One budget for the request head and the WebSocket handshake.
+        let deadline = tokio::time::Instant::now() + self.config.handshake_timeout;
+        let routed = tokio::time::timeout_at(deadline, http::read_head(stream)).await;
         let stream = match routed {
             Ok(Ok((stream, true))) => stream,
             Ok(Ok((stream, false))) => {
@@ -249,10 +260,15 @@ impl Connection {
             Ok(Err(error)) => return Ended::Failed(format!("reading the request failed: {error}")),
             Err(_) => return timed_out(),
         };
-        self.accept(stream, spoke).await
+        self.accept(stream, deadline, spoke).await
     }
 
-    async fn accept(self, stream: HttpConnection, spoke: oneshot::Sender<()>) -> Ended {
+    async fn accept(
+        self,
+        stream: HttpConnection,
+        deadline: tokio::time::Instant,
+        spoke: oneshot::Sender<()>,
+    ) -> Ended {
         let Self {
             repo,
             config,
@@ -272,7 +288,7 @@ impl Connection {
             check,
             Some(config.websocket()),
         );
-        let socket = match tokio::time::timeout(config.handshake_timeout, handshake).await {
+        let socket = match tokio::time::timeout_at(deadline, handshake).await {
             Ok(Ok(socket)) => socket,
             Ok(Err(error)) => {
                 return Ended::Refused(
@@ -286,6 +302,13 @@ impl Connection {
             Some(Ok(access)) => access,
             Some(Err(refused)) => return refuse(socket, repo.peer_id(), &refused.0).await,
             None => return Ended::Failed("the upgrade request was never seen".to_owned()),
+        };
+        // Relays replicating each other exchange a message or more per document they
+        // hold: the per-peer rate is for clients.
+        let config = if access.is_replica() {
+            config.with_message_rate(0, 1)
+        } else {
+            config
         };
         let (transport, link) = transport_pair(&config);
         if let Err(error) = repo.connect_with(transport, Role::Accept, access).await {

@@ -41,7 +41,8 @@ pub struct NetConfig {
     /// message yet) at once (256). A new one beyond it closes the oldest, so that a flood
     /// of connections that never finish cannot keep a real client out.
     pub max_handshaking: usize,
-    /// How many messages per second a peer may send, sustained (1,000; 0 for no limit).
+    /// How many messages per second a peer accepted by a listener may send, sustained
+    /// (1,000; 0 for no limit; never applied to dialled connections or other relays).
     /// Beyond it the connection is not read until the rate allows (TCP pushes back on the
     /// peer); nothing is dropped.
     pub message_rate: u32,
