@@ -30,6 +30,14 @@ async fn listen(repo: &Repo, config: NetConfig) -> (String, oneshot::Sender<()>)
     (url, stop)
 }
 
+/// A repo on SQLite at `path` that serves documents only when asked, as a relay does.
+async fn open_relay(path: &std::path::Path, mut config: RepoConfig) -> Repo {
+    config.sync = config
+        .sync
+        .with_share_policy(std::sync::Arc::new(weft::sync::ServeOnRequest));
+    Repo::open_with(path, config).await.unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_devices_sync_directly_with_no_relay() {
     let dir = tempfile::tempdir().unwrap();
@@ -282,13 +290,7 @@ async fn a_listener_checks_credentials_before_a_peer_reaches_the_repo() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_relay_holds_in_memory_only_the_documents_connected_peers_use() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = RepoConfig::default();
-    config.sync = config
-        .sync
-        .with_share_policy(std::sync::Arc::new(weft::sync::ServeOnRequest));
-    let relay = Repo::open_with(dir.path().join("relay.db"), config)
-        .await
-        .unwrap();
+    let relay = open_relay(&dir.path().join("relay.db"), RepoConfig::default()).await;
     let mut ids = Vec::new();
     for n in 0..50 {
         let doc = relay.create().await.unwrap();
@@ -594,15 +596,13 @@ async fn a_peer_over_its_message_rate_is_slowed_down_and_nothing_is_lost() {
 async fn idle_documents_are_let_go_while_peers_stay_and_come_back_with_the_next_message() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = RepoConfig::default();
-    config.sync = config
-        .sync
-        .with_share_policy(std::sync::Arc::new(weft::sync::ServeOnRequest));
     config.idle_unload = Some(Duration::from_millis(300));
-    let relay = Repo::open_with(dir.path().join("relay.db"), config)
-        .await
-        .unwrap();
+    let relay = open_relay(&dir.path().join("relay.db"), config).await;
     let (url, _stop) = listen(&relay, NetConfig::default()).await;
-    let (alice, bob) = (Repo::in_memory(), Repo::in_memory());
+    // Devices with storage: the relay keeps sync states for them, so a reloaded document
+    // may find them in sync and hear nothing from them.
+    let alice = Repo::open(dir.path().join("alice.db")).await.unwrap();
+    let bob = Repo::open(dir.path().join("bob.db")).await.unwrap();
     let _alice = common::online(&alice, &url).await;
     let _bob = common::online(&bob, &url).await;
     let doc = alice.create().await.unwrap();
@@ -632,6 +632,14 @@ async fn idle_documents_are_let_go_while_peers_stay_and_come_back_with_the_next_
     assert_eq!(heard, vec![0xa1, 0x61, 0x63, 0x01]);
     assert_eq!(relay.loaded_documents(), 0);
 
+    // Loaded and let go again without any message from them (an offer, as a relay's
+    // catch-up makes): they are still remembered.
+    relay.offer(doc.id()).await.unwrap();
+    eventually("let go after the offer", || async {
+        relay.loaded_documents() == 0
+    })
+    .await;
+
     // A change loads it again, and reaches bob unasked: the relay remembered he syncs it.
     doc.change(|tx| tx.put(ROOT, "n", 2)).await.unwrap();
     eventually("alice's change reaches bob", || async {
@@ -646,4 +654,44 @@ async fn idle_documents_are_let_go_while_peers_stay_and_come_back_with_the_next_
     })
     .await;
     relay.close().await.unwrap();
+    alice.close().await.unwrap();
+    bob.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn documents_written_offline_and_closed_reach_the_relay_once_connected() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = open_relay(&dir.path().join("relay.db"), RepoConfig::default()).await;
+    let (url, _stop) = listen(&relay, NetConfig::default()).await;
+    let stored = |n: usize| {
+        let relay = relay.clone();
+        async move { relay.list().await.unwrap().len() == n }
+    };
+
+    // Offline: two documents written and closed, no handle left.
+    let alice = Repo::open(dir.path().join("alice.db")).await.unwrap();
+    let _was_online = alice.dial("ws://127.0.0.1:9", NetConfig::default()); // nobody there
+    for n in 0..2 {
+        let doc = alice.create().await.unwrap();
+        doc.change(move |tx| tx.put(ROOT, "n", n)).await.unwrap();
+    }
+    // Online: they reach the relay without the app opening them again.
+    let _online = common::online(&alice, &url).await;
+    eventually("the offline documents reach the relay", || stored(2)).await;
+
+    // Written and closed right after dialling, while the connection is still being set up.
+    for _ in 0..5 {
+        let bob = Repo::in_memory();
+        let before = relay.list().await.unwrap().len();
+        let _dialer = bob.dial(url.clone(), NetConfig::default());
+        let doc = bob.create().await.unwrap();
+        doc.change(|tx| tx.put(ROOT, "n", 1)).await.unwrap();
+        drop(doc);
+        eventually(
+            "a document closed during the handshake reaches the relay",
+            || stored(before + 1),
+        )
+        .await;
+    }
+    alice.close().await.unwrap();
 }

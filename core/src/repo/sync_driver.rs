@@ -3,7 +3,7 @@
 //! beside the automerge document).
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     fmt,
     sync::{
         Arc,
@@ -325,6 +325,7 @@ impl SyncHandle {
             last_active: HashMap::new(),
             quiet: HashMap::new(),
             offered: HashMap::new(),
+            unsynced: HashSet::new(),
         };
         let runtime = tokio::runtime::Handle::current();
         runtime.spawn(driver.run(inbox));
@@ -402,6 +403,10 @@ struct Driver {
     /// Documents loaded only to be offered to peers ([`Command::Offer`]), with who waits
     /// for them to be let go.
     offered: HashMap<DocumentId, Vec<oneshot::Sender<()>>>,
+    /// Documents let go while no connected peer was offered them: offered to the next peer
+    /// the share policy offers them to, so that what was written offline (or while a peer
+    /// was still introducing itself) reaches it without the app opening it again.
+    unsynced: HashSet<DocumentId>,
 }
 
 /// The time for the engine.
@@ -551,7 +556,7 @@ impl Driver {
                     && !self.waiting.contains_key(&document)
                 {
                     tracing::trace!(%document, "unused: unloaded");
-                    self.forget(document);
+                    self.let_go(document);
                 }
             }
             Command::Opened(document) => {
@@ -609,6 +614,8 @@ impl Driver {
                 };
                 if same {
                     self.forget(document);
+                    self.dormant.remove(&document);
+                    self.unsynced.remove(&document);
                 }
             }
             Command::Shutdown { .. } => {}
@@ -673,12 +680,43 @@ impl Driver {
             .map(|(document, _)| *document)
             .collect();
         for document in idle {
-            let engaged = self.engaged.get(&document).cloned().unwrap_or_default();
-            self.forget(document);
-            if !engaged.is_empty() {
-                self.dormant.insert(document, engaged);
-            }
+            self.let_go(document);
             tracing::trace!(%document, "idle: unloaded");
+        }
+    }
+
+    /// Unloads a document that peers may still sync: those the share policy would not
+    /// offer it to unasked (clients of a relay) are kept in `dormant`, to be offered it again
+    /// when it is loaded again; the others are offered it then anyway.
+    fn let_go(&mut self, document: DocumentId) {
+        let mut interested: Vec<ConnectionId> = self
+            .engaged
+            .get(&document)
+            .into_iter()
+            .flatten()
+            .copied()
+            .filter(|connection| {
+                self.hub
+                    .peer(*connection)
+                    .is_some_and(|peer| !self.config.share_policy.announce(peer, document))
+            })
+            .collect();
+        let offered_to_someone = self.hub.peers().any(|peer| {
+            peer.access.can_read(document) && self.config.share_policy.announce(peer, document)
+        });
+        if !offered_to_someone {
+            self.unsynced.insert(document);
+        }
+        self.forget(document);
+        if let Some(before) = self.dormant.remove(&document) {
+            for connection in before {
+                if !interested.contains(&connection) {
+                    interested.push(connection);
+                }
+            }
+        }
+        if !interested.is_empty() {
+            self.dormant.insert(document, interested);
         }
     }
 
@@ -750,6 +788,25 @@ impl Driver {
                         add_peer(doc, &peer);
                     }
                 }
+                // Documents let go while nobody could be offered them (offline, or a peer
+                // still introducing itself) are offered to this one now.
+                let policy = self.config.share_policy.clone();
+                let due: Vec<DocumentId> = self
+                    .unsynced
+                    .iter()
+                    .copied()
+                    .filter(|document| {
+                        peer.access.can_read(*document) && policy.announce(&peer, *document)
+                    })
+                    .collect();
+                for document in due {
+                    self.unsynced.remove(&document);
+                    if !self.docs.contains_key(&document) {
+                        self.offered.entry(document).or_default();
+                        self.docs.insert(document, Entry::Loading(Vec::new()));
+                        self.load(document);
+                    }
+                }
             }
             Routed::PeerGone(peer) => {
                 let connection = peer.connection;
@@ -796,7 +853,6 @@ impl Driver {
                 if !self.config.share_policy.access(&peer, document) {
                     return;
                 }
-                self.last_active.insert(document, now());
                 let mut out = Vec::new();
                 for connection in engaged.into_iter().flatten() {
                     match self.hub.peer(*connection) {
@@ -816,6 +872,10 @@ impl Driver {
                 }
                 if let Some(doc) = doc {
                     doc.emit(DocEvent::Ephemeral { from: origin, data });
+                    self.last_active.insert(document, now());
+                    if !peer.access.is_replica() {
+                        self.offered.remove(&document); // a client is here
+                    }
                 }
                 self.carry_out(out);
             }
@@ -834,6 +894,9 @@ impl Driver {
                     }
                 }
                 Some(Entry::Loading(waiting)) => {
+                    if !peer.access.is_replica() {
+                        self.offered.remove(&document);
+                    }
                     if waiting.len() < MAX_LOADING_BACKLOG {
                         waiting.push((peer, message));
                     } else {
@@ -899,6 +962,7 @@ impl Driver {
         };
         let Some(doc) = loaded else {
             self.offered.remove(&document);
+            self.dormant.remove(&document);
             // Damaged in storage: those who asked hear it is unavailable.
             for (peer, _) in waiting {
                 self.hub.tell_unavailable(&peer, document, out);

@@ -76,6 +76,9 @@ struct DocPeer {
     told_unavailable: bool,
     /// We told it (by an `error`) that its changes to this document are refused.
     told_read_only: bool,
+    /// Offered again because it synced the document before it was let go while idle (not
+    /// because the share policy says so).
+    resumed: bool,
     /// Shared heads when the sync state was last saved, and since when they differ.
     saved_shared_heads: Vec<ChangeHash>,
     dirty_since: Option<Millis>,
@@ -206,7 +209,8 @@ impl DocSync {
         }
         let access = peer.access.can_read(self.id) && cx.policy.access(&peer, self.id);
         let writes = access && peer.access.can_write(self.id);
-        let announce = access && (resume || cx.policy.announce(&peer, self.id));
+        let by_policy = cx.policy.announce(&peer, self.id);
+        let announce = access && (resume || by_policy);
         let storage = peer.persistent_storage().cloned();
         let connection = peer.connection;
         // Only a peer we offer the document to needs its state now; others ask first.
@@ -226,6 +230,7 @@ impl DocSync {
                 wants: false,
                 told_unavailable: false,
                 told_read_only: false,
+                resumed: resume && !by_policy,
                 saved_shared_heads: Vec::new(),
                 dirty_since: None,
             },
@@ -559,12 +564,15 @@ impl DocSync {
             heads == ours
         };
         // What they said last, or what both had when the sync state saved for them was
-        // written (a peer that has everything says nothing to a reloaded document).
+        // written (a peer that has everything says nothing to a reloaded document). Peers
+        // offered it again only because they synced it before (a relay's clients) do not
+        // count: in sync, they may say nothing at all, and they are remembered for the next
+        // load when it is let go.
         self.quiet()
             && self
                 .peers
                 .values()
-                .filter(|peer| peer.engaged())
+                .filter(|peer| peer.engaged() && !peer.resumed)
                 .all(|peer| {
                     peer.sync.their_heads.as_deref().is_some_and(same)
                         || same(&peer.sync.shared_heads)
