@@ -179,7 +179,7 @@ pub async fn run(
     for url in &config.upstreams {
         tracing::info!(upstream = %url.split('?').next().unwrap_or_default(), follower = config.follower, "replicating with an upstream relay");
     }
-    tokio::spawn(replication::catch_up_replicas(repo.clone()));
+    let catching_up = tokio::spawn(replication::catch_up_replicas(repo.clone()));
     let endpoints = Endpoints::new(repo.clone(), metrics, metrics_listener.is_none());
     let (stopped, stopping) = watch::channel(false);
     if let Some(listener) = metrics_listener {
@@ -201,6 +201,7 @@ pub async fn run(
             announce.stopping();
         })
         .await;
+    catching_up.abort();
     for upstream in upstreams {
         upstream.stop().await;
     }
