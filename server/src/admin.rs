@@ -83,15 +83,27 @@ pub(crate) async fn run(command: Docs) -> ExitCode {
     }
 }
 
-/// The relay's repo. Reading commands (`writes` false) never compact what they load, so
-/// that they write nothing beside a running relay.
-async fn open(data: &Data, writes: bool) -> Result<Repo, String> {
+/// How a subcommand uses the relay's database.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Use {
+    /// Only reads: never compacts what it loads, so that it writes nothing beside a
+    /// running relay.
+    Read,
+    /// Writes to an existing database.
+    Write,
+    /// Writes, creating the database if there is none (seeding a new relay).
+    Seed,
+}
+
+/// The relay's repo, opened for `purpose`; a missing database is an error unless seeding
+/// (a mistyped `--data` should not create an empty relay).
+async fn open(data: &Data, purpose: Use) -> Result<Repo, String> {
     let database = RelayConfig::new(&data.data).database();
-    if !database.exists() {
+    if !database.exists() && purpose != Use::Seed {
         return Err(format!("no relay database at {}", database.display()));
     }
     let mut config = RepoConfig::default();
-    if !writes {
+    if purpose == Use::Read {
         config.compaction.ratio = f64::INFINITY;
         config.compaction.idle_ratio = f64::INFINITY;
     }
@@ -104,7 +116,7 @@ async fn run_inner(command: Docs) -> Result<(), String> {
     let text = |error: weft::Error| error.to_string();
     match command {
         Docs::List { data, json } => {
-            let repo = open(&data, false).await?;
+            let repo = open(&data, Use::Read).await?;
             let mut out = std::io::stdout().lock();
             for meta in repo.list().await.map_err(text)? {
                 let line = if json {
@@ -135,7 +147,7 @@ async fn run_inner(command: Docs) -> Result<(), String> {
             out,
         } => {
             let id = parse_document(&document)?;
-            let repo = open(&data, false).await?;
+            let repo = open(&data, Use::Read).await?;
             let handle = repo.find(id).await.map_err(text)?;
             let bytes = match format {
                 ExportFormat::Automerge => handle.export().await.map_err(text)?,
@@ -157,7 +169,7 @@ async fn run_inner(command: Docs) -> Result<(), String> {
         }
         Docs::Import { data, file } => {
             let bytes = std::fs::read(&file).map_err(|e| format!("{}: {e}", file.display()))?;
-            let repo = open(&data, true).await?;
+            let repo = open(&data, Use::Seed).await?;
             let handle = repo.import(bytes).await.map_err(text)?;
             println!("{}", handle.id());
             drop(handle);
@@ -168,7 +180,7 @@ async fn run_inner(command: Docs) -> Result<(), String> {
             document,
             all,
         } => {
-            let repo = open(&data, true).await?;
+            let repo = open(&data, Use::Write).await?;
             let ids = match (document, all) {
                 (Some(document), false) => vec![parse_document(&document)?],
                 (None, true) => repo
@@ -187,7 +199,7 @@ async fn run_inner(command: Docs) -> Result<(), String> {
             repo.close().await.map_err(text)
         }
         Docs::Verify { data } => {
-            let repo = open(&data, false).await?;
+            let repo = open(&data, Use::Read).await?;
             let (mut good, mut damaged) = (0, 0);
             for meta in repo.list().await.map_err(text)? {
                 match repo.find(meta.id).await {

@@ -120,4 +120,32 @@ async fn the_docs_subcommands_list_export_import_compact_and_verify() {
     let (code, _, said) = docs(&dir.path().join("nowhere"), &["list"]);
     assert_eq!(code, 1);
     assert!(said.contains("no relay database"), "{said}");
+
+    // Importing seeds a new relay: the database is created, and the document is listed.
+    let seeded = dir.path().join("new-relay");
+    let exported = dir.path().join("exported.automerge");
+    let (code, _, said) = docs(
+        &data,
+        &[
+            "export",
+            &first_listed(&data),
+            "--out",
+            exported.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{said}");
+    let (code, id, said) = docs(&seeded, &["import", exported.to_str().unwrap()]);
+    assert_eq!(code, 0, "{said}");
+    let (_, listed, _) = docs(&seeded, &["list"]);
+    assert!(listed.starts_with(id.trim()), "{listed}");
+}
+
+/// The id of a document `weft-relay docs list` shows for `data`.
+fn first_listed(data: &std::path::Path) -> String {
+    let (_, listed, _) = docs(data, &["list"]);
+    listed
+        .split_whitespace()
+        .next()
+        .expect("a document")
+        .to_owned()
 }
