@@ -141,7 +141,7 @@ async fn the_docs_subcommands_list_export_import_compact_and_verify() {
 }
 
 /// The id of a document `weft-relay docs list` shows for `data`.
-fn first_listed(data: &std::path::Path) -> String {
+fn first_listed(data: &Path) -> String {
     let (_, listed, _) = docs(data, &["list"]);
     listed
         .split_whitespace()
