@@ -55,6 +55,9 @@ pub enum Error {
     /// The repo was closed; nothing more can be done with it.
     #[error("the repo is closed")]
     Closed,
+    /// Certificates for TLS could not be read (not PEM, or not a certificate).
+    #[error("TLS certificates: {0}")]
+    InvalidCertificates(String),
     /// A failure inside weft that is not the caller's doing (a thread could not start, an
     /// automerge invariant did not hold). The message says which.
     #[error("internal error: {0}")]

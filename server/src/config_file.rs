@@ -33,6 +33,7 @@ pub(crate) struct ConfigFile {
     metrics_listen: Option<SocketAddr>,
     upstream: Option<Vec<String>>,
     upstream_token_file: Option<PathBuf>,
+    upstream_ca_file: Option<PathBuf>,
     follower: Option<bool>,
     #[serde(default)]
     static_key: Vec<StaticKey>,
@@ -106,6 +107,9 @@ impl ConfigFile {
         }
         if self.upstream_token_file.is_some() && unset("upstream_token_file") {
             args.upstream_token_file = self.upstream_token_file;
+        }
+        if self.upstream_ca_file.is_some() && unset("upstream_ca_file") {
+            args.upstream_ca_file = self.upstream_ca_file;
         }
         self.static_key
             .into_iter()

@@ -42,8 +42,12 @@ pub struct RelayConfig {
     pub handshake_timeout_ms: u64,
     /// Where `/metrics` is served instead of the relay's port (`None`: on the relay's port).
     pub metrics_listen: Option<SocketAddr>,
-    /// Relays to replicate with, both ways (`ws://…`, with `?token=` if they need one).
+    /// Relays to replicate with, both ways (`ws://…` or `wss://…`, with `?token=` if they
+    /// need one).
     pub upstreams: Vec<String>,
+    /// Certificates (PEM) trusted for `wss://` upstreams besides the public web's
+    /// authorities.
+    pub upstream_ca_file: Option<PathBuf>,
     /// A read-only follower: it replicates from its upstreams and serves reads; every
     /// peer that connects to it may only read.
     pub follower: bool,
@@ -76,6 +80,7 @@ impl RelayConfig {
             handshake_timeout_ms: 10_000,
             metrics_listen: None,
             upstreams: Vec::new(),
+            upstream_ca_file: None,
             follower: false,
             idle_unload: Some(std::time::Duration::from_secs(60)),
         }
@@ -175,7 +180,19 @@ pub async fn run(
     if let Ok(address) = listener.local_addr() {
         tracing::info!(%address, database = %config.database().display(), peer_id = %repo.peer_id(), anonymous = ?config.access.anonymous, "relay listening");
     }
-    let upstreams = replication::dial_upstreams(&repo, &config.upstreams, config.net);
+    let upstream_tls = match &config.upstream_ca_file {
+        None => None,
+        Some(path) => {
+            let pem = std::fs::read(path)
+                .map_err(|error| RelayError::Keys(format!("{}: {error}", path.display())))?;
+            Some(
+                weft::net::tls::trusting(&pem)
+                    .map_err(|error| RelayError::Keys(format!("{}: {error}", path.display())))?,
+            )
+        }
+    };
+    let upstreams =
+        replication::dial_upstreams(&repo, &config.upstreams, config.net, upstream_tls.as_ref());
     for url in &config.upstreams {
         tracing::info!(upstream = %url.split('?').next().unwrap_or_default(), follower = config.follower, "replicating with an upstream relay");
     }

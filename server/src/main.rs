@@ -98,6 +98,10 @@ struct ServeArgs {
     /// `weft-relay token --relay`); added to upstream URLs that carry none.
     #[arg(long, env = "WEFT_UPSTREAM_TOKEN_FILE")]
     upstream_token_file: Option<PathBuf>,
+    /// A PEM file of certificates to trust for wss:// upstreams besides the public web's
+    /// authorities (a private authority, or an upstream's self-signed certificate).
+    #[arg(long, env = "WEFT_UPSTREAM_CA_FILE")]
+    upstream_ca_file: Option<PathBuf>,
     /// A read-only follower: replicate from the upstreams and serve reads; every peer
     /// that connects may only read, whatever its token says.
     #[arg(long, env = "WEFT_FOLLOWER")]
@@ -223,6 +227,7 @@ async fn main() -> ExitCode {
         .with_message_rate(args.message_rate, args.message_burst);
     config.metrics_listen = args.metrics_listen;
     config.follower = args.follower;
+    config.upstream_ca_file = args.upstream_ca_file;
     config.idle_unload = (args.idle_unload > 0).then(|| Duration::from_secs(args.idle_unload));
     config.upstreams = match upstream_urls(args.upstreams, args.upstream_token_file.as_deref()) {
         Ok(urls) => urls,
@@ -311,17 +316,9 @@ fn upstream_urls(
     };
     urls.into_iter()
         .map(|url| {
-            let shown = url.split('?').next().unwrap_or_default();
-            if url.starts_with("wss://") {
-                // tokio-tungstenite is built without TLS (it would need a C toolchain for
-                // its crypto): say so now rather than retry forever.
-                return Err(format!(
-                    "{shown}: wss:// is not supported yet (weft dials without TLS); use ws:// on a \
-                     private network or through a TLS tunnel"
-                ));
-            }
-            if !url.starts_with("ws://") {
-                return Err(format!("{shown}: expected a ws:// URL"));
+            if !(url.starts_with("ws://") || url.starts_with("wss://")) {
+                let shown = url.split('?').next().unwrap_or_default();
+                return Err(format!("{shown}: expected a ws:// or wss:// URL"));
             }
             // `ws://host:port?token=…` is not a request target: give it its path.
             let (scheme, rest) = url.split_once("://").unwrap_or(("ws", &url));
@@ -399,7 +396,7 @@ mod tests {
         std::fs::write(&file, "t0k\n").unwrap();
         let urls = vec![
             "ws://a:1".to_owned(),
-            "ws://b/sync".to_owned(),
+            "wss://b/sync".to_owned(),
             "ws://c:3?x=1&notoken=2".to_owned(),
             "ws://d/?token=own".to_owned(),
         ];
@@ -407,17 +404,14 @@ mod tests {
             upstream_urls(urls, Some(&file)).unwrap(),
             [
                 "ws://a:1/?token=t0k",
-                "ws://b/sync?token=t0k",
+                "wss://b/sync?token=t0k",
                 "ws://c:3/?x=1&notoken=2&token=t0k",
                 "ws://d/?token=own"
             ]
         );
         assert!(upstream_urls(vec!["http://a".to_owned()], None).is_err());
-        let wss = upstream_urls(vec!["wss://a/?token=secret".to_owned()], None).unwrap_err();
-        assert!(
-            wss.contains("not supported") && !wss.contains("secret"),
-            "{wss}"
-        );
+        let http = upstream_urls(vec!["http://a/?token=secret".to_owned()], None).unwrap_err();
+        assert!(!http.contains("secret"), "{http}");
         assert!(upstream_urls(vec!["ws://a".to_owned()], Some(&dir.path().join("none"))).is_err());
         let empty = dir.path().join("empty");
         std::fs::write(&empty, "\n").unwrap();

@@ -44,11 +44,23 @@ impl SharePolicy for RelayPolicy {
     }
 }
 
-/// Dials each upstream relay and keeps the connection up, granting it replica access.
-pub fn dial_upstreams(repo: &Repo, upstreams: &[String], config: NetConfig) -> Vec<Dialer> {
+/// Dials each upstream relay and keeps the connection up, granting it replica access;
+/// `wss://` ones trust the public web's authorities, or `tls` if given.
+pub fn dial_upstreams(
+    repo: &Repo,
+    upstreams: &[String],
+    config: NetConfig,
+    tls: Option<&Arc<weft::net::tls::rustls::ClientConfig>>,
+) -> Vec<Dialer> {
     upstreams
         .iter()
-        .map(|url| repo.dial_with(url.as_str(), config, Access::full().replica()))
+        .map(|url| {
+            let access = Access::full().replica();
+            match tls {
+                Some(tls) => repo.dial_tls(url.as_str(), config, access, tls.clone()),
+                None => repo.dial_with(url.as_str(), config, access),
+            }
+        })
         .collect()
 }
 

@@ -2,7 +2,10 @@
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use tokio::{sync::watch, task::JoinHandle};
+use tokio_tungstenite::Connector;
 
 use super::socket::{NetConfig, pump, transport_pair};
 use crate::{Repo, Role, sync::Access};
@@ -88,13 +91,34 @@ impl Repo {
     /// Like [`dial`](Self::dial), granting the dialled peer `access` (a relay dials another
     /// relay with [`Access::replica`], so that it is offered every document).
     pub fn dial_with(&self, url: impl Into<String>, config: NetConfig, access: Access) -> Dialer {
+        self.dial_inner(url.into(), config, access, None)
+    }
+
+    /// Like [`dial_with`](Self::dial_with), for a `wss://` peer whose certificate `tls`
+    /// trusts (see [`tls::trusting`](super::tls::trusting) for a private authority).
+    pub fn dial_tls(
+        &self,
+        url: impl Into<String>,
+        config: NetConfig,
+        access: Access,
+        tls: Arc<rustls::ClientConfig>,
+    ) -> Dialer {
+        self.dial_inner(url.into(), config, access, Some(tls))
+    }
+
+    fn dial_inner(
+        &self,
+        url: String,
+        config: NetConfig,
+        access: Access,
+        tls: Option<Arc<rustls::ClientConfig>>,
+    ) -> Dialer {
         // The message rate guards a listener against its peers; what a repo dialled itself
         // is read as fast as it comes.
         let config = config.with_message_rate(0, 1);
         let (state_tx, state) = watch::channel(ConnectionState::Connecting { attempt: 1 });
         let (stop, stopping) = watch::channel(false);
         let repo = self.clone();
-        let url = url.into();
         // Registered before this returns, so that a `find` right after `dial` waits for
         // the first attempt. Until the first connection, finds wait for every attempt;
         // after it, a reconnecting dialer does not hold them up.
@@ -124,10 +148,12 @@ impl Repo {
                 });
                 let connecting = tokio::time::timeout(
                     config.handshake_timeout,
-                    tokio_tungstenite::connect_async_with_config(
+                    // Without a configuration, wss:// trusts the Mozilla root store.
+                    tokio_tungstenite::connect_async_tls_with_config(
                         url.as_str(),
                         Some(config.websocket()),
                         true,
+                        tls.clone().map(Connector::Rustls),
                     ),
                 );
                 let connected = tokio::select! {

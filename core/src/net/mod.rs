@@ -18,6 +18,7 @@ mod client;
 mod http;
 mod listener;
 mod socket;
+pub mod tls;
 
 pub use authorize::{Authorize, Refused, TrustAll, UpgradeRequest};
 pub use client::{ConnectionState, Dialer};
