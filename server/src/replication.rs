@@ -42,6 +42,11 @@ impl SharePolicy for RelayPolicy {
     fn access(&self, _: &PeerInfo, _: DocumentId) -> bool {
         true
     }
+
+    /// Replicas are caught up by [`catch_up_replicas`]; clients are offered nothing unasked.
+    fn offers_unasked(&self) -> bool {
+        false
+    }
 }
 
 /// Dials each upstream relay and keeps the connection up, granting it replica access;

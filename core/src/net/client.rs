@@ -81,7 +81,8 @@ impl Drop for Dialer {
 }
 
 impl Repo {
-    /// Dials a peer at `url` (`ws://host:port`) and keeps the connection up: when it ends
+    /// Dials a peer at `url` (`ws://host:port`, or `wss://` checked against the public web's
+    /// certificate authorities) and keeps the connection up: when it ends
     /// or fails, dials again with exponential backoff and jitter. Must be called inside a
     /// tokio runtime.
     pub fn dial(&self, url: impl Into<String>, config: NetConfig) -> Dialer {
@@ -148,12 +149,15 @@ impl Repo {
                 });
                 let connecting = tokio::time::timeout(
                     config.handshake_timeout,
-                    // Without a configuration, wss:// trusts the Mozilla root store.
+                    // Without a configuration, wss:// trusts the Mozilla root store (ws://
+                    // ignores the connector).
                     tokio_tungstenite::connect_async_tls_with_config(
                         url.as_str(),
                         Some(config.websocket()),
                         true,
-                        tls.clone().map(Connector::Rustls),
+                        Some(Connector::Rustls(
+                            tls.clone().unwrap_or_else(super::tls::public_roots),
+                        )),
                     ),
                 );
                 let connected = tokio::select! {

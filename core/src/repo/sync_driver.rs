@@ -41,6 +41,10 @@ const SLOW_LOAD: Duration = Duration::from_millis(50);
 /// How many messages may wait for a document being loaded.
 const MAX_LOADING_BACKLOG: usize = 1024;
 
+/// How many documents are offered to peers at once from those let go while nobody could be
+/// offered them.
+const MAX_OFFERS: usize = 64;
+
 /// How often documents' timers (request timeouts, throttled saves, retries) are checked.
 const TICK: Duration = Duration::from_millis(500);
 
@@ -622,6 +626,7 @@ impl Driver {
         }
         self.carry_out(out);
         self.run_deferred(false);
+        self.drain_unsynced();
     }
 
     /// Asks peers for the finds that waited for handshakes: all once none is in progress,
@@ -685,6 +690,39 @@ impl Driver {
         }
     }
 
+    /// Whether the share policy offers `document` to `peer` unasked (and it may read it).
+    fn offers(&self, peer: &PeerInfo, document: DocumentId) -> bool {
+        let policy = &self.config.share_policy;
+        peer.access.can_read(document)
+            && policy.access(peer, document)
+            && policy.announce(peer, document)
+    }
+
+    /// Starts offering documents from `unsynced` to the connected peers they are offered to,
+    /// keeping at most [`MAX_OFFERS`] offers under way (a device back online with many
+    /// documents written offline does not load them all at once).
+    fn drain_unsynced(&mut self) {
+        if self.unsynced.is_empty() || self.offered.len() >= MAX_OFFERS {
+            return;
+        }
+        let room = MAX_OFFERS - self.offered.len();
+        let due: Vec<DocumentId> = self
+            .unsynced
+            .iter()
+            .copied()
+            .filter(|document| self.hub.peers().any(|peer| self.offers(peer, *document)))
+            .take(room)
+            .collect();
+        for document in due {
+            self.unsynced.remove(&document);
+            if !self.docs.contains_key(&document) {
+                self.offered.entry(document).or_default();
+                self.docs.insert(document, Entry::Loading(Vec::new()));
+                self.load(document);
+            }
+        }
+    }
+
     /// Unloads a document that peers may still sync: those the share policy would not
     /// offer it to unasked (clients of a relay) are kept in `dormant`, to be offered it again
     /// when it is loaded again; the others are offered it then anyway.
@@ -701,10 +739,8 @@ impl Driver {
                     .is_some_and(|peer| !self.config.share_policy.announce(peer, document))
             })
             .collect();
-        let offered_to_someone = self.hub.peers().any(|peer| {
-            peer.access.can_read(document) && self.config.share_policy.announce(peer, document)
-        });
-        if !offered_to_someone {
+        let offered_to_someone = self.hub.peers().any(|peer| self.offers(peer, document));
+        if !offered_to_someone && self.config.share_policy.offers_unasked() {
             self.unsynced.insert(document);
         }
         self.forget(document);
@@ -789,24 +825,8 @@ impl Driver {
                     }
                 }
                 // Documents let go while nobody could be offered them (offline, or a peer
-                // still introducing itself) are offered to this one now.
-                let policy = self.config.share_policy.clone();
-                let due: Vec<DocumentId> = self
-                    .unsynced
-                    .iter()
-                    .copied()
-                    .filter(|document| {
-                        peer.access.can_read(*document) && policy.announce(&peer, *document)
-                    })
-                    .collect();
-                for document in due {
-                    self.unsynced.remove(&document);
-                    if !self.docs.contains_key(&document) {
-                        self.offered.entry(document).or_default();
-                        self.docs.insert(document, Entry::Loading(Vec::new()));
-                        self.load(document);
-                    }
-                }
+                // still introducing itself) are offered now, a few at a time.
+                self.drain_unsynced();
             }
             Routed::PeerGone(peer) => {
                 let connection = peer.connection;
@@ -873,7 +893,7 @@ impl Driver {
                 if let Some(doc) = doc {
                     doc.emit(DocEvent::Ephemeral { from: origin, data });
                     self.last_active.insert(document, now());
-                    if !peer.access.is_replica() {
+                    if !self.offers(&peer, document) {
                         self.offered.remove(&document); // a client is here
                     }
                 }
@@ -883,39 +903,44 @@ impl Driver {
                 peer,
                 document,
                 message,
-            } => match self.docs.get_mut(&document) {
-                Some(Entry::Ready(doc)) => {
-                    deliver(doc, peer.connection, message, &self.repo.config.observer);
-                    self.last_active.insert(document, now());
-                    // A client using an offered document makes it an ordinary one (what
-                    // the replicas it is offered to say is part of the offer).
-                    if !peer.access.is_replica() {
-                        self.offered.remove(&document);
-                    }
+            } => {
+                // A client using an offered document makes it an ordinary one (what the
+                // peers it is offered to say is part of the offer).
+                if !self.offers(&peer, document) {
+                    self.offered.remove(&document);
                 }
-                Some(Entry::Loading(waiting)) => {
-                    if !peer.access.is_replica() {
-                        self.offered.remove(&document);
-                    }
-                    if waiting.len() < MAX_LOADING_BACKLOG {
-                        waiting.push((peer, message));
-                    } else {
-                        tracing::warn!(%document, "too many messages for a loading document; dropped");
-                    }
+                self.route_to_document(peer, document, message);
+            }
+        }
+    }
+
+    /// Hands a peer's message about `document` to it, loading it for sync traffic.
+    fn route_to_document(&mut self, peer: SharedPeer, document: DocumentId, message: DocMessage) {
+        match self.docs.get_mut(&document) {
+            Some(Entry::Ready(doc)) => {
+                deliver(doc, peer.connection, message, &self.repo.config.observer);
+                self.last_active.insert(document, now());
+            }
+            Some(Entry::Loading(waiting)) => {
+                if waiting.len() < MAX_LOADING_BACKLOG {
+                    waiting.push((peer, message));
+                } else {
+                    tracing::warn!(%document, "too many messages for a loading document; dropped");
                 }
-                // Only sync traffic loads a document.
-                None if matches!(message, DocMessage::Sync { .. }) => {
-                    // Loaded for a replica (a relay catching up): let go once in sync, as
-                    // an offered document; a client's message would make it an ordinary one.
-                    if peer.access.is_replica() {
-                        self.offered.entry(document).or_default();
-                    }
-                    self.docs
-                        .insert(document, Entry::Loading(vec![(peer, message)]));
-                    self.load(document);
+            }
+            // Only sync traffic loads a document.
+            None if matches!(message, DocMessage::Sync { .. }) => {
+                // Loaded for a peer it is offered to anyway (a relay catching up, or a
+                // device's relay with a change): let go once in sync, as an offered
+                // document; a client's message would make it an ordinary one.
+                if self.offers(&peer, document) {
+                    self.offered.entry(document).or_default();
                 }
-                None => {}
-            },
+                self.docs
+                    .insert(document, Entry::Loading(vec![(peer, message)]));
+                self.load(document);
+            }
+            None => {}
         }
     }
 

@@ -16,6 +16,13 @@ pub trait SharePolicy: Send + Sync + fmt::Debug {
     /// Whether `peer` may sync `document` when it asks for it by id. A denied peer is told
     /// `doc-unavailable` and its data is ignored.
     fn access(&self, peer: &PeerInfo, document: DocumentId) -> bool;
+
+    /// Whether documents let go while no peer could be offered them (written offline) are
+    /// offered to the next peer that can be: yes for a device (the default), no for a
+    /// relay, which offers nothing unasked to clients (and catches its replicas up itself).
+    fn offers_unasked(&self) -> bool {
+        true
+    }
 }
 
 /// Offer every open document to every peer and serve every request: what a device does with
@@ -44,5 +51,8 @@ impl SharePolicy for ServeOnRequest {
     }
     fn access(&self, _: &PeerInfo, _: DocumentId) -> bool {
         true
+    }
+    fn offers_unasked(&self) -> bool {
+        false
     }
 }
