@@ -698,43 +698,15 @@ async fn documents_written_offline_and_closed_reach_the_relay_once_connected() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_device_dials_a_relay_behind_tls_and_checks_its_certificate() {
-    use tokio_rustls::rustls::{self, pki_types::PrivateKeyDer};
     // A relay behind a TLS front (as behind Caddy or nginx), with a self-signed certificate.
     let relay = Repo::in_memory();
     let (url, _stop) = listen(&relay, NetConfig::default()).await;
-    let plain = url.trim_start_matches("ws://").to_owned();
-    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
-    let server = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(
-        vec![certified.cert.der().clone()],
-        PrivateKeyDer::Pkcs8(certified.signing_key.serialize_der().into()),
-    )
-    .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(server));
-    let front = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = front.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        while let Ok((inbound, _)) = front.accept().await {
-            let (acceptor, plain) = (acceptor.clone(), plain.clone());
-            tokio::spawn(async move {
-                let Ok(mut secured) = acceptor.accept(inbound).await else {
-                    return; // a client that did not trust us
-                };
-                let mut backend = tokio::net::TcpStream::connect(plain).await.unwrap();
-                let _ = tokio::io::copy_bidirectional(&mut secured, &mut backend).await;
-            });
-        }
-    });
-    let secure_url = format!("wss://localhost:{port}");
+    let front = common::tls_front::start(url.trim_start_matches("ws://").to_owned()).await;
+    let secure_url = front.url.clone();
 
     // Trusting the certificate: it syncs.
     let alice = Repo::in_memory();
-    let tls = weft::net::tls::trusting(certified.cert.pem().as_bytes()).unwrap();
+    let tls = weft::net::tls::trusting(front.certificate_pem.as_bytes()).unwrap();
     let dialer = alice.dial_tls(
         secure_url.as_str(),
         NetConfig::default(),

@@ -266,3 +266,46 @@ async fn two_regions_and_a_follower_replicate_through_cuts_and_the_follower_only
     support::terminate(relay_a);
     drop(dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_replicates_with_an_upstream_behind_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let seeded = Repo::open(dir.path().join("a").join("weft.db"))
+            .await
+            .unwrap();
+        let doc = seeded.create().await.unwrap();
+        doc.change(|tx| tx.put(ROOT, "over", 1)).await.unwrap();
+        seeded.close().await.unwrap();
+    }
+    let (relay_a, url_a, _) = support::start_binary(&dir.path().join("a"), &[]);
+    let front = common::tls_front::start(url_a.trim_start_matches("ws://").to_owned()).await;
+    let secret_a = secret::read(&dir.path().join("a").join(secret::SECRET_FILE)).unwrap();
+    let mut claims = support::claims(Grant::everything(), Grant::everything(), 600);
+    claims.relay = true;
+    let token_file = dir.path().join("upstream.token");
+    std::fs::write(
+        &token_file,
+        weft_relay::auth::mint(&secret_a, &claims).unwrap(),
+    )
+    .unwrap();
+    let ca_file = dir.path().join("upstream-ca.pem");
+    std::fs::write(&ca_file, &front.certificate_pem).unwrap();
+    let (relay_b, url_b, _) = support::start_binary(
+        &dir.path().join("b"),
+        &[
+            "--upstream",
+            &front.url,
+            "--upstream-token-file",
+            token_file.to_str().unwrap(),
+            "--upstream-ca-file",
+            ca_file.to_str().unwrap(),
+        ],
+    );
+    eventually("region two caught up over TLS", || async {
+        stored(&url_b).await == Some(1.0)
+    })
+    .await;
+    support::terminate(relay_b);
+    support::terminate(relay_a);
+}

@@ -4,6 +4,7 @@
 
 pub(crate) mod js_peer;
 pub(crate) mod pump;
+pub(crate) mod tls_front;
 
 use std::{
     future::Future,
