@@ -330,6 +330,7 @@ impl SyncHandle {
             quiet: HashMap::new(),
             offered: HashMap::new(),
             unsynced: HashSet::new(),
+            drain_due: false,
         };
         let runtime = tokio::runtime::Handle::current();
         runtime.spawn(driver.run(inbox));
@@ -411,6 +412,8 @@ struct Driver {
     /// the share policy offers them to, so that what was written offline (or while a peer
     /// was still introducing itself) reaches it without the app opening it again.
     unsynced: HashSet<DocumentId>,
+    /// A peer arrived or an offer ended since `unsynced` was last looked at.
+    drain_due: bool,
 }
 
 /// The time for the engine.
@@ -564,7 +567,7 @@ impl Driver {
                 }
             }
             Command::Opened(document) => {
-                self.offered.remove(&document.id); // in the app's hands now
+                self.end_offer(document.id); // in the app's hands now
                 self.opened(document);
             }
             Command::Offer { document, done } => {
@@ -654,7 +657,7 @@ impl Driver {
     }
 
     fn forget(&mut self, document: DocumentId) {
-        self.offered.remove(&document); // tells whoever waits for it
+        self.end_offer(document); // tells whoever waits for it
         self.docs.remove(&document);
         self.deadlines.remove(&document);
         self.engaged.remove(&document);
@@ -690,6 +693,14 @@ impl Driver {
         }
     }
 
+    /// Ends the offer of `document`, if it was offered: whoever waits for it is told, and
+    /// room is made for more.
+    fn end_offer(&mut self, document: DocumentId) {
+        if self.offered.remove(&document).is_some() {
+            self.drain_due = true;
+        }
+    }
+
     /// Whether the share policy offers `document` to `peer` unasked (and it may read it).
     fn offers(&self, peer: &PeerInfo, document: DocumentId) -> bool {
         let policy = &self.config.share_policy;
@@ -702,7 +713,12 @@ impl Driver {
     /// keeping at most [`MAX_OFFERS`] offers under way (a device back online with many
     /// documents written offline does not load them all at once).
     fn drain_unsynced(&mut self) {
-        if self.unsynced.is_empty() || self.offered.len() >= MAX_OFFERS {
+        // Only worth a look once a peer arrived or an offer ended (not on every command: a
+        // device offline with many closed documents would scan them all each time).
+        if !std::mem::take(&mut self.drain_due)
+            || self.unsynced.is_empty()
+            || self.offered.len() >= MAX_OFFERS
+        {
             return;
         }
         let room = MAX_OFFERS - self.offered.len();
@@ -826,6 +842,7 @@ impl Driver {
                 }
                 // Documents let go while nobody could be offered them (offline, or a peer
                 // still introducing itself) are offered now, a few at a time.
+                self.drain_due = true;
                 self.drain_unsynced();
             }
             Routed::PeerGone(peer) => {
@@ -894,7 +911,7 @@ impl Driver {
                     doc.emit(DocEvent::Ephemeral { from: origin, data });
                     self.last_active.insert(document, now());
                     if !self.offers(&peer, document) {
-                        self.offered.remove(&document); // a client is here
+                        self.end_offer(document); // a client is here
                     }
                 }
                 self.carry_out(out);
@@ -907,7 +924,7 @@ impl Driver {
                 // A client using an offered document makes it an ordinary one (what the
                 // peers it is offered to say is part of the offer).
                 if !self.offers(&peer, document) {
-                    self.offered.remove(&document);
+                    self.end_offer(document);
                 }
                 self.route_to_document(peer, document, message);
             }
@@ -981,12 +998,12 @@ impl Driver {
                 return;
             }
             None => {
-                self.offered.remove(&document);
+                self.end_offer(document);
                 return;
             }
         };
         let Some(doc) = loaded else {
-            self.offered.remove(&document);
+            self.end_offer(document);
             self.dormant.remove(&document);
             // Damaged in storage: those who asked hear it is unavailable.
             for (peer, _) in waiting {
