@@ -49,6 +49,15 @@ pub enum Error {
     /// was changed), or a read asked for something the document does not have.
     #[error("automerge: {0}")]
     Automerge(#[from] automerge::AutomergeError),
+    /// A path into a document (see [`access::Path`](crate::access::Path)) is malformed, or
+    /// does not fit the document (goes through a value, past a list's end, into nothing).
+    #[error("path {path:?}: {reason}")]
+    InvalidPath {
+        /// The path as given.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A closure given to the repo panicked; nothing it did was kept.
     #[error("a closure panicked: {0}")]
     Panicked(String),

@@ -27,6 +27,7 @@
 
 #![warn(missing_docs)]
 
+pub mod access;
 mod error;
 pub mod id;
 pub mod net;

@@ -241,18 +241,26 @@ async fn a_listener_checks_credentials_before_a_peer_reaches_the_repo() {
     let doc = relay.create().await.unwrap();
     doc.change(|tx| tx.put(ROOT, "title", 1)).await.unwrap();
 
-    // A wrong token: turned away with the reason, and the dialler says why.
+    // A wrong token: turned away with the reason, and the dialler says why and stops
+    // (the same token would be refused again).
     let stranger = Repo::in_memory();
     let refused = stranger.dial(format!("{url}/?token=guess"), NetConfig::default());
     let state = refused
-        .wait_for(|s| matches!(s, ConnectionState::Offline { .. }))
+        .wait_for(|s| {
+            matches!(
+                s,
+                ConnectionState::Refused { .. } | ConnectionState::Offline { .. }
+            )
+        })
         .await;
-    let ConnectionState::Offline { last_error, .. } = state else {
-        unreachable!()
+    let ConnectionState::Refused { reason } = state else {
+        panic!("{state:?}")
     };
+    assert_eq!(reason, "refused by the peer: unauthorized: unknown token");
+    tokio::time::sleep(Duration::from_millis(600)).await;
     assert!(
-        last_error.contains("1008") && last_error.contains("unauthorized: unknown token"),
-        "{last_error}"
+        matches!(refused.state(), ConnectionState::Refused { .. }),
+        "no further attempt"
     );
     assert!(stranger.find(doc.id()).await.is_err());
     refused.stop().await;

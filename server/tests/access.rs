@@ -20,19 +20,28 @@ use weft::{
 };
 use weft_relay::{RelayConfig, auth::Grant, run, secret};
 
-/// Dials `url` and waits for the relay to turn the dialler away; returns why.
+/// Dials `url` and waits for the relay to turn the dialler away, which stops dialling;
+/// returns why.
 async fn refusal(url: &str) -> String {
     let repo = Repo::in_memory();
     let dialer = repo.dial(url, NetConfig::default());
     let state = tokio::time::timeout(
         Duration::from_secs(20),
-        dialer.wait_for(|s| matches!(s, ConnectionState::Offline { .. })),
+        dialer.wait_for(|s| {
+            matches!(
+                s,
+                ConnectionState::Refused { .. } | ConnectionState::Offline { .. }
+            )
+        }),
     )
     .await
     .expect("refused in time");
+    // Refused for good: no further attempt.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(dialer.state(), state, "dialling stopped");
     dialer.stop().await;
     match state {
-        ConnectionState::Offline { last_error, .. } => last_error,
+        ConnectionState::Refused { reason } => reason,
         other => panic!("{other:?}"),
     }
 }

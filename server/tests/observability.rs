@@ -86,7 +86,7 @@ async fn health_readiness_and_metrics_follow_what_peers_do() {
     let turned_away = stranger.dial(url.as_str(), NetConfig::default());
     tokio::time::timeout(
         Duration::from_secs(20),
-        turned_away.wait_for(|s| matches!(s, ConnectionState::Offline { .. })),
+        turned_away.wait_for(|s| matches!(s, ConnectionState::Refused { .. })),
     )
     .await
     .expect("refused in time");

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use tokio::{sync::watch, task::JoinHandle};
 use tokio_tungstenite::Connector;
 
-use super::socket::{NetConfig, pump, transport_pair};
+use tokio_tungstenite::tungstenite;
+
+use super::socket::{Ended, NetConfig, pump, transport_pair};
 use crate::{Repo, Role, sync::Access};
 
 /// Where a dialled connection stands.
@@ -27,6 +29,13 @@ pub enum ConnectionState {
         last_error: String,
         /// When the next attempt starts.
         retry_in: Duration,
+    },
+    /// The peer refused this repo's credentials (a weft relay closed the connection as
+    /// unauthorized, or the upgrade was answered 401 or 403). Dialling stops: the same
+    /// token would be refused again. Dial again with another one.
+    Refused {
+        /// The peer's reason.
+        reason: String,
     },
     /// [`Dialer::stop`] was called (or the dialer dropped).
     Stopped,
@@ -182,6 +191,10 @@ impl Repo {
                                     backoff = FIRST_BACKOFF;
                                     attempt = 0;
                                 }
+                                if let Ended::Unauthorized(reason) = ended {
+                                    refused(&state_tx, &url, reason);
+                                    return;
+                                }
                                 ended.reason()
                             }
                             // The repo is closed: nothing to sync for.
@@ -193,6 +206,13 @@ impl Repo {
                                 return; // keep the reason: no "Stopped" after it
                             }
                         }
+                    }
+                    Ok(Err(tungstenite::Error::Http(response)))
+                        if matches!(response.status().as_u16(), 401 | 403) =>
+                    {
+                        let reason = format!("refused by the peer: HTTP {}", response.status());
+                        refused(&state_tx, &url, reason);
+                        return;
                     }
                     Ok(Err(error)) => error.to_string(),
                     Err(_) => "the handshake timed out".to_owned(),
@@ -218,6 +238,12 @@ impl Repo {
         });
         Dialer { state, stop, task }
     }
+}
+
+/// Reports that the peer refused our credentials; the dialer then stops.
+fn refused(state: &watch::Sender<ConnectionState>, url: &str, reason: String) {
+    tracing::warn!(url = %without_query(url), %reason, "the peer refused this repo's credentials; not dialling again");
+    let _ = state.send(ConnectionState::Refused { reason });
 }
 
 /// `url` without its query, which may hold a token: what logs show.

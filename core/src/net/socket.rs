@@ -147,6 +147,9 @@ pub(crate) enum Ended {
     Failed(String),
     /// Turned away or cut by us, for a reason the observer counts.
     Refused(Refusal, String),
+    /// Turned away by the peer: it does not accept our credentials (closed with 1008 and a
+    /// reason starting "unauthorized", as a weft relay refuses a token).
+    Unauthorized(String),
 }
 
 impl Ended {
@@ -154,7 +157,7 @@ impl Ended {
     pub(crate) fn reason(self) -> String {
         match self {
             Self::Closed => "the connection closed".to_owned(),
-            Self::Failed(reason) | Self::Refused(_, reason) => reason,
+            Self::Failed(reason) | Self::Refused(_, reason) | Self::Unauthorized(reason) => reason,
         }
     }
 }
@@ -211,7 +214,10 @@ where
                         // Reading on sends our reply to the peer's close frame.
                         finish(&mut socket).await;
                         return match frame {
-                            // Kept for the dialer's `last_error` (a refused token, a limit).
+                            Some(frame) if frame.code == CloseCode::Policy && frame.reason.starts_with("unauthorized") => {
+                                Ended::Unauthorized(format!("refused by the peer: {}", frame.reason))
+                            }
+                            // Kept for the dialer's `last_error` (a limit, a protocol error).
                             Some(frame) if frame.code != CloseCode::Normal && frame.code != CloseCode::Away => {
                                 Ended::Failed(format!("closed by the peer ({}): {}", u16::from(frame.code), frame.reason))
                             }

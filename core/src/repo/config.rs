@@ -2,6 +2,8 @@
 
 use std::{sync::Arc, time::Duration};
 
+use automerge::TextEncoding;
+
 use crate::{
     PeerId,
     observe::{Observer, Unobserved},
@@ -78,6 +80,11 @@ pub struct RepoConfig {
     /// are offered it again then, and its ephemeral messages still reach them meanwhile.
     /// This keeps a relay's memory to what is active, not to all its clients ever opened.
     pub idle_unload: Option<Duration>,
+    /// The unit text positions and lengths count in (splices, `length`, marks):
+    /// [`TextEncoding::UnicodeCodePoint`] by default, as Rust's `chars` and Python's `str`;
+    /// [`TextEncoding::Utf16CodeUnit`] for Kotlin, Java and JavaScript strings. It changes
+    /// only how positions are counted on this replica, never the document or what peers see.
+    pub text_encoding: TextEncoding,
 }
 
 impl Default for RepoConfig {
@@ -89,6 +96,7 @@ impl Default for RepoConfig {
             sync: SyncConfig::new(PeerId::random(), None),
             observer: Arc::new(Unobserved),
             idle_unload: Some(Duration::from_secs(60)),
+            text_encoding: TextEncoding::UnicodeCodePoint,
         }
     }
 }

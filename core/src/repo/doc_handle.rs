@@ -14,7 +14,10 @@ use super::{
     doc_event::DocSubscription, document::Document, historic_view::HistoricView,
     sync_driver::Command,
 };
-use crate::{AutomergeUrl, DocumentId, Error, Result};
+use crate::{
+    AutomergeUrl, DocumentId, Error, Result,
+    access::{self, Edit, Path, Value},
+};
 
 /// A local change that is committed to storage.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,6 +123,20 @@ impl DocHandle {
         F: FnOnce(&mut Transaction<'_>) -> std::result::Result<R, AutomergeError> + Send + 'static,
         R: Send + 'static,
     {
+        self.change_or(change)
+    }
+
+    /// [`change`](Self::change) with a closure that fails with any error that becomes
+    /// weft's (rolled back as well).
+    fn change_or<R, E, F>(
+        &self,
+        change: F,
+    ) -> impl Future<Output = Result<Committed<R>>> + Send + use<R, E, F>
+    where
+        F: FnOnce(&mut Transaction<'_>) -> std::result::Result<R, E> + Send + 'static,
+        E: Into<Error> + 'static,
+        R: Send + 'static,
+    {
         let document = self.document.clone();
         let target = document.clone();
         let (caller, outcome) = oneshot::channel();
@@ -146,6 +163,41 @@ impl DocHandle {
             }
             Ok(committed)
         }
+    }
+
+    /// What `path` holds (see [`access`](crate::access)): `None` if its last segment names
+    /// nothing (a missing key, an index past the end). Fails with [`Error::InvalidPath`] if
+    /// the path is malformed or goes through something that is not there or not a map or
+    /// list. Takes the document's read lock, like [`with_doc`](Self::with_doc).
+    pub fn get(&self, path: &Path) -> Result<Option<Value>> {
+        self.with_doc(|doc| access::get(doc, path))
+    }
+
+    /// The keys of the map at `path`, in order.
+    pub fn keys(&self, path: &Path) -> Result<Vec<String>> {
+        self.with_doc(|doc| access::keys(doc, path))
+    }
+
+    /// How many keys the map, items the list or units the text at `path` has (text in the
+    /// repo's [`text_encoding`](crate::RepoConfig::text_encoding)).
+    pub fn length(&self, path: &Path) -> Result<usize> {
+        self.with_doc(|doc| access::length(doc, path))
+    }
+
+    /// The whole document as JSON: maps as objects, lists as arrays, text as strings,
+    /// counters and timestamps as numbers, bytes as arrays of numbers.
+    pub fn json(&self) -> Result<String> {
+        self.with_doc(access::json)
+    }
+
+    /// Applies `edits` in order as one change, committed to storage when the future
+    /// resolves (as [`change`](Self::change)). If an edit fails, nothing is kept and the
+    /// error names its path.
+    pub fn edit(
+        &self,
+        edits: Vec<Edit>,
+    ) -> impl Future<Output = Result<Committed<()>>> + Send + use<> {
+        self.change_or(move |tx| edits.iter().try_for_each(|edit| access::apply(tx, edit)))
     }
 
     /// Sends an ephemeral payload (presence, a cursor) to the document's peers, which

@@ -20,7 +20,7 @@ use std::{
 };
 
 use automerge::{
-    ActorId, Automerge, AutomergeError, ChangeHash, LoadOptions, OnPartialLoad, PatchLog, ReadDoc,
+    ActorId, Automerge, ChangeHash, LoadOptions, OnPartialLoad, PatchLog, ReadDoc, TextEncoding,
     VerificationMode, transaction::Transaction,
 };
 use tokio::sync::{broadcast, oneshot};
@@ -186,8 +186,12 @@ pub(crate) fn now_millis() -> i64 {
 
 /// Loads automerge bytes that may be hostile: an error or a panic inside automerge becomes
 /// an `Err` with automerge's message.
-pub(crate) fn load_untrusted(bytes: &[u8]) -> std::result::Result<Automerge, String> {
+pub(crate) fn load_untrusted(
+    bytes: &[u8],
+    text_encoding: TextEncoding,
+) -> std::result::Result<Automerge, String> {
     let options = LoadOptions::new()
+        .text_encoding(text_encoding)
         .on_partial_load(OnPartialLoad::Error)
         .verification_mode(VerificationMode::Check);
     match catch_unwind(AssertUnwindSafe(|| {
@@ -217,7 +221,11 @@ pub(crate) struct Decoded {
 
 impl Decoded {
     /// Rebuilds a document from storage. Blocking: CPU-bound automerge work.
-    pub(crate) fn decode(id: DocumentId, stored: &StoredDocument) -> Result<Self> {
+    pub(crate) fn decode(
+        id: DocumentId,
+        stored: &StoredDocument,
+        text_encoding: TextEncoding,
+    ) -> Result<Self> {
         let mut bytes = Vec::with_capacity(stored.chunks.iter().map(Chunk::len).sum::<usize>());
         for chunk in &stored.chunks {
             if !chunk.verify() {
@@ -232,7 +240,7 @@ impl Decoded {
             document: id,
             reason,
         };
-        let doc = load_untrusted(&bytes).map_err(corrupt)?;
+        let doc = load_untrusted(&bytes, text_encoding).map_err(corrupt)?;
         // Changes stored after an earlier change of theirs failed to be written are kept but
         // cannot be applied until that one is stored (automerge queues them). They were never
         // acknowledged (see `StorageBook::settle`), so the document loads without them.
@@ -266,9 +274,9 @@ impl Decoded {
 
     /// A document this replica does not have (yet): asked of peers, or offered by one. It
     /// is written to storage when its first changes arrive.
-    pub(crate) fn absent() -> Self {
+    pub(crate) fn absent(text_encoding: TextEncoding) -> Self {
         Self {
-            doc: Automerge::new().with_actor(ActorId::random()),
+            doc: Automerge::new_with_encoding(text_encoding).with_actor(ActorId::random()),
             stored: Vec::new(),
             in_storage: false,
         }
@@ -353,12 +361,13 @@ impl Document {
     /// thread to the caller); errors before that go at once. The write's outcome is recorded
     /// whether or not the caller still waits. Blocking: runs the caller's closure and
     /// automerge work.
-    pub(crate) fn apply_local<R, F>(
+    pub(crate) fn apply_local<R, E, F>(
         self: &Arc<Self>,
         change: F,
         caller: &mut Option<ChangeReply<R>>,
     ) where
-        F: FnOnce(&mut Transaction<'_>) -> std::result::Result<R, AutomergeError>,
+        F: FnOnce(&mut Transaction<'_>) -> std::result::Result<R, E>,
+        E: Into<Error>,
         R: Send + 'static,
     {
         let mut state = self.write();

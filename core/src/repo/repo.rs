@@ -125,7 +125,11 @@ impl RepoShared {
         if let Some(document) = loaded.get(&id).and_then(Weak::upgrade) {
             return document;
         }
-        let document = Arc::new(Document::new(id, Decoded::absent(), self.clone()));
+        let document = Arc::new(Document::new(
+            id,
+            Decoded::absent(self.config.text_encoding),
+            self.clone(),
+        ));
         loaded.insert(id, Arc::downgrade(&document));
         document
     }
@@ -139,9 +143,10 @@ impl RepoShared {
         let Some(stored) = self.storage.load(id).await? else {
             return Ok(self.register_absent(id));
         };
+        let encoding = self.config.text_encoding;
         let decoded = self
             .executor
-            .run(id, move || Decoded::decode(id, &stored))
+            .run(id, move || Decoded::decode(id, &stored, encoding))
             .await??;
         let mut loaded = self.loaded();
         if let Some(document) = loaded.get(&id).and_then(Weak::upgrade) {
@@ -239,11 +244,12 @@ impl Repo {
     {
         self.shared.ensure_open()?;
         let id = DocumentId::random();
+        let encoding = self.shared.config.text_encoding;
         let doc = self
             .shared
             .executor
             .run(id, move || {
-                let mut doc = Automerge::new().with_actor(ActorId::random());
+                let mut doc = Automerge::new_with_encoding(encoding).with_actor(ActorId::random());
                 doc.transact(init).map_err(|failure| failure.error)?;
                 // Like automerge-repo's `create()`, a new document has a first change even
                 // when `init` wrote nothing: peers take a document without heads for one
@@ -262,11 +268,12 @@ impl Repo {
     /// [`Error::InvalidDocument`].
     pub async fn import(&self, bytes: Vec<u8>) -> Result<DocHandle> {
         self.shared.ensure_open()?;
+        let encoding = self.shared.config.text_encoding;
         let id = DocumentId::random();
         let doc = self
             .shared
             .executor
-            .run(id, move || load_untrusted(&bytes))
+            .run(id, move || load_untrusted(&bytes, encoding))
             .await?
             .map_err(Error::InvalidDocument)?;
         self.store_new(id, doc.with_actor(ActorId::random())).await
@@ -315,10 +322,11 @@ impl Repo {
         let Some(stored) = self.shared.storage.load(id).await? else {
             return self.find_on_peers(id).await;
         };
+        let encoding = self.shared.config.text_encoding;
         let decoded = self
             .shared
             .executor
-            .run(id, move || Decoded::decode(id, &stored))
+            .run(id, move || Decoded::decode(id, &stored, encoding))
             .await??;
         let loaded = self.shared.loaded();
         // Another task may have loaded it meanwhile: keep one copy.

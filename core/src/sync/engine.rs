@@ -2,7 +2,7 @@
 
 use std::{collections::BTreeMap, sync::Arc};
 
-use automerge::{ActorId, Automerge};
+use automerge::{ActorId, Automerge, TextEncoding};
 
 use super::{
     doc_sync::{Context, DocSync, Gossip},
@@ -407,24 +407,25 @@ impl Engine {
         };
         let actor = self.next_actor();
         let cx = context(&self.config, self.now);
-        let (doc, exists) = match bytes.map(|bytes| load_untrusted(&bytes)) {
-            None => (Automerge::new(), false),
-            Some(Ok(doc)) => (doc, true),
-            Some(Err(reason)) => {
-                // Nothing is written over a damaged document: it stays unloaded and peers
-                // that asked are told it is unavailable.
-                tracing::error!(%document, %reason, "stored document cannot be loaded");
-                for (peer, _) in waiting {
-                    self.hub.tell_unavailable(&peer, document, out);
+        let (doc, exists) =
+            match bytes.map(|bytes| load_untrusted(&bytes, TextEncoding::UnicodeCodePoint)) {
+                None => (Automerge::new(), false),
+                Some(Ok(doc)) => (doc, true),
+                Some(Err(reason)) => {
+                    // Nothing is written over a damaged document: it stays unloaded and peers
+                    // that asked are told it is unavailable.
+                    tracing::error!(%document, %reason, "stored document cannot be loaded");
+                    for (peer, _) in waiting {
+                        self.hub.tell_unavailable(&peer, document, out);
+                    }
+                    if app_wants {
+                        out.push(Effect::Notify(Notification::DocumentUnavailable {
+                            document,
+                        }));
+                    }
+                    return;
                 }
-                if app_wants {
-                    out.push(Effect::Notify(Notification::DocumentUnavailable {
-                        document,
-                    }));
-                }
-                return;
-            }
-        };
+            };
         let mut loaded = Box::new(Loaded {
             doc: doc.with_actor(actor),
             sync: DocSync::new(document, exists),
