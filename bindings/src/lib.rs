@@ -1,6 +1,45 @@
-//! `weft-ffi`: the uniffi bindings of weft for Kotlin, Swift and Python.
+//! # weft for Kotlin, Swift and Python
 //!
-//! A skeleton for now: the bindings will be thin uniffi wrappers over `weft`'s `Repo` and
-//! `DocHandle`, with one flattened error type at the FFI. See `ARCHITECTURE.md`.
+//! uniffi bindings, thin over [`weft`]: each type here wraps one of the engine's and
+//! converts its arguments; the engine does the work. The same API is generated for every
+//! language:
+//!
+//! - [`Repo`]: open one at a path (SQLite) or in memory; create, find, list, import and
+//!   delete documents; [`connect`](Repo::connect) to a relay or a peer, and
+//!   [`listen`](Repo::listen) for peers on the local network.
+//! - [`Document`]: read values by path (a JSON Pointer such as `/todos/0/title`), write them
+//!   with edits that resolve once they are committed to SQLite, edit text, read the whole
+//!   document as JSON, and [`subscribe`](Document::subscribe) to its changes.
+//! - [`Connection`]: a connection the repo keeps up (reconnecting with backoff); its state,
+//!   a listener for it, and `wait_connected`.
+//! - [`WeftError`]: the one error type, with a message that says what went wrong.
+//!
+//! Async methods run on a tokio runtime this library owns (two worker threads, started on
+//! first use), whatever the host's event loop: they are `suspend` functions in Kotlin,
+//! `async` in Swift and coroutines in Python. Listeners are called on a blocking thread of
+//! that runtime, one event at a time and in order, never on the host's main thread.
+//!
+//! Text positions count in the repo's [`TextUnit`]: Unicode code points by default (Python
+//! `str`, Swift `unicodeScalars`); choose `Utf16CodeUnit` for Kotlin and Java strings.
 
-#![warn(missing_docs)]
+// Arguments cross the FFI as owned values; taking them by reference would not save a copy.
+#![allow(clippy::needless_pass_by_value)]
+
+mod connection;
+mod document;
+mod error;
+mod listen;
+mod repo;
+mod runtime;
+mod subscription;
+mod values;
+
+pub use connection::{Connection, ConnectionListener, ConnectionState};
+pub use document::{Document, DocumentEvent, DocumentListener};
+pub use error::WeftError;
+pub use listen::PeerServer;
+pub use repo::{DocumentInfo, Repo, RepoOptions, TextUnit};
+pub use subscription::Subscription;
+pub use values::{Edit, Value};
+
+uniffi::setup_scaffolding!("weft");

@@ -64,6 +64,17 @@ pub enum Error {
     /// The repo was closed; nothing more can be done with it.
     #[error("the repo is closed")]
     Closed,
+    /// Text that is neither a document id nor an `automerge:` URL naming one.
+    #[error("{0}")]
+    InvalidDocumentId(String),
+    /// A peer's address is not one weft can dial.
+    #[error("{url:?} is not a peer address: {reason}")]
+    InvalidPeerUrl {
+        /// The address, without its query (which may hold a token).
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// Certificates for TLS could not be read (not PEM, or not a certificate).
     #[error("TLS certificates: {0}")]
     InvalidCertificates(String),

@@ -142,6 +142,21 @@ impl AutomergeUrl {
         })
     }
 
+    /// The document named by `text`: an `automerge:` URL (its path and heads ignored) or a
+    /// bare document id.
+    /// Fails with [`Error::InvalidDocumentId`](crate::Error::InvalidDocumentId) saying why.
+    pub fn parse_document_id(text: &str) -> crate::Result<DocumentId> {
+        let parsed = if text.starts_with("automerge:") {
+            Self::parse(text).map(|url| url.document_id())
+        } else {
+            DocumentId::parse(text).map_err(UrlError::from)
+        };
+        parsed.map_err(|error| match error {
+            UrlError::DocumentId(error) => crate::Error::InvalidDocumentId(error.to_string()),
+            error => crate::Error::InvalidDocumentId(error.to_string()),
+        })
+    }
+
     /// The document this URL names.
     pub fn document_id(&self) -> DocumentId {
         self.document_id

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use tokio::{sync::watch, task::JoinHandle};
 use tokio_tungstenite::Connector;
 
+use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use tokio_tungstenite::tungstenite;
 
 use super::socket::{Ended, NetConfig, pump, transport_pair};
@@ -181,12 +182,28 @@ impl Repo {
                             .await;
                         dial_attempt = None;
                         match registered {
-                            Ok(_) => {
-                                ever_connected = true;
-                                let _ = state_tx.send(ConnectionState::Connected);
+                            Ok(connection) => {
                                 let since = tokio::time::Instant::now();
-                                let ended =
-                                    pump(socket, link, &config, stopping.clone(), None).await;
+                                let pumping = pump(socket, link, &config, stopping.clone(), None);
+                                tokio::pin!(pumping);
+                                // Connected once the peer answered the handshake: a relay
+                                // that refuses the token closes the socket instead.
+                                let mut peers = repo.peers();
+                                let joined = peers.wait_for(|peers| {
+                                    peers.iter().any(|peer| peer.connection == connection)
+                                });
+                                let ended = tokio::select! {
+                                    ended = &mut pumping => Some(ended),
+                                    Ok(_) = joined => None,
+                                };
+                                let ended = match ended {
+                                    Some(ended) => ended,
+                                    None => {
+                                        ever_connected = true;
+                                        let _ = state_tx.send(ConnectionState::Connected);
+                                        pumping.await
+                                    }
+                                };
                                 if since.elapsed() >= STABLE {
                                     backoff = FIRST_BACKOFF;
                                     attempt = 0;
@@ -240,6 +257,41 @@ impl Repo {
     }
 }
 
+/// Checks that `url` is an address [`Repo::dial`] can reach (`ws://` or `wss://`, with a
+/// host) and returns it with `token`, if any, added as its `token` query parameter (how a
+/// weft relay, and a proxy that keeps tokens out of its logs, expects one).
+pub fn peer_url(url: &str, token: Option<&str>) -> crate::Result<String> {
+    let invalid = |reason: &str| crate::Error::InvalidPeerUrl {
+        url: without_query(url).to_owned(),
+        reason: reason.to_owned(),
+    };
+    let uri: tungstenite::http::Uri = url
+        .parse()
+        .map_err(|_| invalid("not a URL (expected ws://host:port or wss://host)"))?;
+    if !matches!(uri.scheme_str(), Some("ws" | "wss")) {
+        return Err(invalid("the scheme must be ws:// or wss://"));
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        return Err(invalid("there is no host"));
+    }
+    Ok(match token {
+        None => url.to_owned(),
+        Some(token) => {
+            let token = utf8_percent_encode(token, NON_ALPHANUMERIC);
+            let separator = if uri.query().is_some() { '&' } else { '?' };
+            // A URL without a path gets one, so the query is not read as part of the host.
+            let slash = if uri.path().is_empty()
+                || url.ends_with(uri.authority().map_or("", |a| a.as_str()))
+            {
+                "/"
+            } else {
+                ""
+            };
+            format!("{url}{slash}{separator}token={token}")
+        }
+    })
+}
+
 /// Reports that the peer refused our credentials; the dialer then stops.
 fn refused(state: &watch::Sender<ConnectionState>, url: &str, reason: String) {
     tracing::warn!(url = %without_query(url), %reason, "the peer refused this repo's credentials; not dialling again");
@@ -260,4 +312,45 @@ fn jitter(base: Duration) -> Duration {
         Err(_) => 1.0,
     };
     base.mul_f64(0.5 + fraction / 2.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peer_urls_take_a_token_as_a_query_parameter() {
+        assert_eq!(peer_url("ws://h:1", None).unwrap(), "ws://h:1");
+        assert_eq!(
+            peer_url("ws://h:1", Some("a b/c")).unwrap(),
+            "ws://h:1/?token=a%20b%2Fc"
+        );
+        assert_eq!(
+            peer_url("wss://h/sync", Some("t")).unwrap(),
+            "wss://h/sync?token=t"
+        );
+        assert_eq!(
+            peer_url("ws://h/?x=1", Some("t")).unwrap(),
+            "ws://h/?x=1&token=t"
+        );
+    }
+
+    #[test]
+    fn only_websocket_urls_with_a_host_are_peers() {
+        for (url, reason) in [
+            ("http://h:1", "the scheme must be ws:// or wss://"),
+            ("h:1", "the scheme must be ws:// or wss://"),
+            (
+                "not a url",
+                "not a URL (expected ws://host:port or wss://host)",
+            ),
+            (
+                "ws:///x",
+                "not a URL (expected ws://host:port or wss://host)",
+            ),
+        ] {
+            let error = peer_url(url, None).unwrap_err();
+            assert!(error.to_string().ends_with(reason), "{url}: {error}");
+        }
+    }
 }

@@ -1,0 +1,63 @@
+//! [`Subscription`]: a listener's registration, stopped on close or when dropped.
+
+use std::sync::Mutex;
+
+use tokio::task::AbortHandle;
+use tokio_stream::{Stream, StreamExt};
+
+use crate::{
+    WeftError,
+    runtime::{lock, runtime},
+};
+
+/// A listener's registration. The listener is called until `close` is called or this
+/// object is dropped (garbage-collected in Kotlin and Python: keep a reference while
+/// listening).
+#[derive(Debug, uniffi::Object)]
+pub struct Subscription {
+    task: Mutex<Option<AbortHandle>>,
+}
+
+#[uniffi::export]
+impl Subscription {
+    /// Stops the listener; no call starts after this returns (one under way finishes).
+    pub fn close(&self) {
+        let task = lock(&self.task).take();
+        if let Some(task) = task {
+            task.abort();
+        }
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+impl Subscription {
+    /// Delivers what `source` yields to `deliver`, one at a time and in order, each on a
+    /// blocking thread (the host's listener may be slow, or take a lock such as Python's
+    /// GIL), until `source` ends or the subscription is closed. A listener that raises is
+    /// logged and called again with the next item.
+    pub(crate) fn start<S, D>(mut source: S, deliver: D) -> Result<Self, WeftError>
+    where
+        S: Stream + Unpin + Send + 'static,
+        S::Item: Send + 'static,
+        D: Fn(S::Item) -> Result<(), WeftError> + Send + Sync + Clone + 'static,
+    {
+        let task = runtime()?.spawn(async move {
+            while let Some(item) = source.next().await {
+                let deliver = deliver.clone();
+                match tokio::task::spawn_blocking(move || deliver(item)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(error)) => tracing::warn!(%error, "a listener failed"),
+                    Err(error) => tracing::warn!(%error, "a listener panicked"),
+                }
+            }
+        });
+        Ok(Self {
+            task: Mutex::new(Some(task.abort_handle())),
+        })
+    }
+}
