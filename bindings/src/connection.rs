@@ -147,7 +147,7 @@ impl Connection {
     }
 
     /// Calls `listener` with the current state and then each change, until the
-    /// subscription is closed or dropped.
+    /// subscription is cancelled or freed.
     pub fn subscribe(
         &self,
         listener: Arc<dyn ConnectionListener>,

@@ -171,8 +171,8 @@ impl Document {
         self.handle.broadcast(data);
     }
 
-    /// Calls `listener` for each of the document's events until the subscription is closed
-    /// or dropped. The subscription keeps the document loaded.
+    /// Calls `listener` for each of the document's events until the subscription is cancelled
+    /// or freed. The subscription keeps the document loaded.
     pub fn subscribe(
         &self,
         listener: Arc<dyn DocumentListener>,

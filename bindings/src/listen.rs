@@ -17,7 +17,7 @@ pub struct PeerServer {
 }
 
 impl PeerServer {
-    /// Binds `address` and serves `repo` on it until closed.
+    /// Binds `address` and serves `repo` on it until stopped.
     pub(crate) async fn start(repo: weft::Repo, address: String) -> Result<Arc<Self>, WeftError> {
         run(async move {
             let listener = tokio::net::TcpListener::bind(&address)
@@ -55,7 +55,7 @@ impl PeerServer {
     }
 
     /// Stops accepting and closes the peers' connections (they are given a close frame).
-    pub async fn close(&self) -> Result<(), WeftError> {
+    pub async fn stop(&self) -> Result<(), WeftError> {
         if let Some(stop) = self.stop.lock().await.take() {
             let _ = stop.send(());
         }

@@ -194,15 +194,16 @@ impl Repo {
     }
 
     /// Closes the repo: closes its connections and peer servers, finishes writing, then
-    /// refuses further work.
-    pub async fn close(&self) -> Result<(), WeftError> {
+    /// refuses further work. (Named so as not to clash with Kotlin's `AutoCloseable.close`,
+    /// which frees the object.)
+    pub async fn shutdown(&self) -> Result<(), WeftError> {
         let connections = std::mem::take(&mut *lock(&self.connections));
         for connection in connections {
             connection.disconnect().await?;
         }
         let servers = std::mem::take(&mut *lock(&self.servers));
         for server in servers {
-            server.close().await?;
+            server.stop().await?;
         }
         let repo = self.inner.clone();
         run(async move { Ok(repo.close().await?) }).await

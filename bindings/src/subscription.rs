@@ -10,9 +10,9 @@ use crate::{
     runtime::{lock, runtime},
 };
 
-/// A listener's registration. The listener is called until `close` is called or this
-/// object is dropped (garbage-collected in Kotlin and Python: keep a reference while
-/// listening).
+/// A listener's registration. The listener is called until `cancel` is called or this
+/// object is freed (Kotlin's `close()`, or garbage collection in Kotlin and Python: keep a
+/// reference while listening).
 #[derive(Debug, uniffi::Object)]
 pub struct Subscription {
     task: Mutex<Option<AbortHandle>>,
@@ -21,7 +21,7 @@ pub struct Subscription {
 #[uniffi::export]
 impl Subscription {
     /// Stops the listener; no call starts after this returns (one under way finishes).
-    pub fn close(&self) {
+    pub fn cancel(&self) {
         let task = lock(&self.task).take();
         if let Some(task) = task {
             task.abort();
@@ -31,14 +31,14 @@ impl Subscription {
 
 impl Drop for Subscription {
     fn drop(&mut self) {
-        self.close();
+        self.cancel();
     }
 }
 
 impl Subscription {
     /// Delivers what `source` yields to `deliver`, one at a time and in order, each on a
     /// blocking thread (the host's listener may be slow, or take a lock such as Python's
-    /// GIL), until `source` ends or the subscription is closed. A listener that raises is
+    /// GIL), until `source` ends or the subscription is cancelled. A listener that raises is
     /// logged and called again with the next item.
     pub(crate) fn start<S, D>(mut source: S, deliver: D) -> Result<Self, WeftError>
     where

@@ -64,13 +64,13 @@ def test_two_repos_sync_through_the_relay(relay, tmp_path):
         assert sorted(doc.heads()) == sorted(on_bob.heads())
 
         # What bob has is on disk: reopened, the file still holds it.
-        await bob.close()
+        await bob.shutdown()
         reopened = await weft.Repo.open(str(tmp_path / "bob.db"))
         again = await reopened.find(doc.url())
         assert again.get("/notes") == Value.TEXT(expected)
         assert [info.url for info in await reopened.list()] == [doc.url()]
-        await reopened.close()
-        await alice.close()
+        await reopened.shutdown()
+        await alice.shutdown()
 
     run(scenario())
 
@@ -101,8 +101,8 @@ def test_a_change_made_offline_arrives_after_reconnecting(relay, tmp_path):
         await eventually("bob gets alice's offline change",
                          lambda: on_bob.get("/offline") == Value.STR("written without a network"),
                          timeout=45)
-        await alice.close()
-        await bob.close()
+        await alice.shutdown()
+        await bob.shutdown()
 
     run(scenario(), timeout=120)
 
@@ -151,7 +151,7 @@ def test_a_listener_is_called_for_remote_changes(relay, tmp_path):
         assert peer, "the event names the peer it came through"
 
         # Closed, the listener hears nothing more.
-        subscription.close()
+        subscription.cancel()
         count = len(recorder.seen)
         await on_bob.put("/from", Value.STR("bob again"))
         await eventually("alice has bob's second change", lambda: doc.get("/from") == Value.STR("bob again"))
@@ -162,8 +162,8 @@ def test_a_listener_is_called_for_remote_changes(relay, tmp_path):
         await eventually("the state listener saw it stop", lambda: states.states[-1].is_stopped())
         assert states.states[0].is_connecting()
         assert any(state.is_connected() for state in states.states)
-        watching.close()
-        await bob.close()
+        watching.cancel()
+        await bob.shutdown()
 
     run(scenario())
 
@@ -181,8 +181,8 @@ def test_two_devices_sync_directly_without_a_relay(tmp_path):
         on_alice = await found(alice, doc.url())
         await eventually("alice has it", lambda: on_alice.get("/hello") == Value.STR("from bob"))
         await connection.disconnect()
-        await server.close()
-        await alice.close()
+        await server.stop()
+        await alice.shutdown()
 
     run(scenario())
 
@@ -230,7 +230,7 @@ def test_bad_input_raises_clear_exceptions(relay, tmp_path):
         assert doc.get("/n") == Value.INT(1), "a failed edit changes nothing"
 
         # Closed repos say so.
-        await repo.close()
+        await repo.shutdown()
         with pytest.raises(weft.WeftError.Closed):
             await repo.create()
 
