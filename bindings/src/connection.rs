@@ -59,8 +59,9 @@ impl From<net::ConnectionState> for ConnectionState {
 /// Told about a connection's state; implemented in the host language.
 #[uniffi::export(foreign)]
 pub trait ConnectionListener: Send + Sync {
-    /// Called with the current state, then with each change, in order, on a background
-    /// thread. An error it raises is logged.
+    /// Called with the current state, then as it changes, in order, on a background thread
+    /// (states that follow each other quickly may be skipped; the latest always comes). An
+    /// error it raises is logged.
     fn on_state(&self, state: ConnectionState) -> Result<(), WeftError>;
 }
 
@@ -94,7 +95,7 @@ impl Connection {
 
 #[uniffi::export]
 impl Connection {
-    /// The address dialled, without its token.
+    /// The address dialled, without its query (which may hold a token).
     pub fn url(&self) -> String {
         self.url.clone()
     }
@@ -146,7 +147,7 @@ impl Connection {
         .await
     }
 
-    /// Calls `listener` with the current state and then each change, until the
+    /// Calls `listener` with the current state and then as it changes, until the
     /// subscription is cancelled or freed.
     pub fn subscribe(
         &self,

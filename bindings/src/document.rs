@@ -81,7 +81,8 @@ impl Document {
             .collect()
     }
 
-    /// What `path` holds; null if its last segment names nothing (a missing key, an index
+    /// What `path` holds (read on the calling thread: it waits while a change is being
+    /// applied to this document); null if its last segment names nothing (a missing key, an index
     /// past the end). Raises `InvalidPath` if the path is malformed or goes through
     /// something that is not there or not a map or list.
     pub fn get(&self, path: String) -> Result<Option<Value>, WeftError> {
@@ -106,13 +107,16 @@ impl Document {
     }
 
     /// Applies `edits` in order as one change, all or nothing; resolves once it is
-    /// committed to storage. Changes are applied in the order of the calls.
+    /// committed to storage. Changes are applied in the order the calls start running (in
+    /// Python, when awaited): await one before starting the next to be sure of the order,
+    /// or put them in one `apply`.
     pub async fn apply(&self, edits: Vec<Edit>) -> Result<(), WeftError> {
         let edits = edits
             .into_iter()
             .map(access::Edit::try_from)
             .collect::<Result<Vec<_>, _>>()?;
-        // Queued now, so that calls keep their order; awaited on the runtime.
+        // Queued on the document now, in the order the host's calls run; awaited on the
+        // runtime, so a caller that stops waiting does not cut the write short.
         let committed = self.handle.edit(edits);
         run(async move { Ok(committed.await.map(drop)?) }).await
     }

@@ -28,6 +28,9 @@ pub enum WeftError {
     /// The relay or peer refused this repo's token.
     #[error("{0}")]
     Unauthorized(String),
+    /// A network operation of this device failed (listening on an address).
+    #[error("{0}")]
+    Network(String),
     /// Waiting took longer than allowed.
     #[error("{0}")]
     Timeout(String),

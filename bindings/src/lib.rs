@@ -20,7 +20,8 @@
 //! that runtime, one event at a time and in order, never on the host's main thread.
 //!
 //! Text positions count in the repo's [`TextUnit`]: Unicode code points by default (Python
-//! `str`, Swift `unicodeScalars`); choose `Utf16CodeUnit` for Kotlin and Java strings.
+//! `str`, Swift `unicodeScalars`); choose `Utf16CodeUnit` for Kotlin and Java strings and
+//! Swift's `utf16` view.
 
 // Arguments cross the FFI as owned values; taking them by reference would not save a copy.
 #![allow(clippy::needless_pass_by_value)]
@@ -43,3 +44,15 @@ pub use subscription::Subscription;
 pub use values::{Edit, Value};
 
 uniffi::setup_scaffolding!("weft");
+
+/// weft's version and how the library was built (`"0.1.0 (release)"`), for an app's logs
+/// and bug reports.
+#[uniffi::export]
+pub fn version() -> String {
+    let build = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
+    format!("{} ({build})", env!("CARGO_PKG_VERSION"))
+}

@@ -12,6 +12,7 @@ use crate::{WeftError, runtime::run};
 #[derive(Debug, uniffi::Object)]
 pub struct PeerServer {
     url: String,
+    port: u16,
     stop: Mutex<Option<oneshot::Sender<()>>>,
     served: Mutex<Option<tokio::task::JoinHandle<Result<(), weft::Error>>>>,
 }
@@ -23,7 +24,7 @@ impl PeerServer {
             let listener = tokio::net::TcpListener::bind(&address)
                 .await
                 .map_err(|error| {
-                    WeftError::InvalidPeerUrl(format!("cannot listen on {address}: {error}"))
+                    WeftError::Network(format!("cannot listen on {address}: {error}"))
                 })?;
             let local = listener
                 .local_addr()
@@ -39,6 +40,7 @@ impl PeerServer {
             ));
             Ok(Arc::new(Self {
                 url: format!("ws://{local}"),
+                port: local.port(),
                 stop: Mutex::new(Some(stop)),
                 served: Mutex::new(Some(served)),
             }))
@@ -49,9 +51,16 @@ impl PeerServer {
 
 #[uniffi::export]
 impl PeerServer {
-    /// The address peers dial: `ws://host:port` (the port the system chose for port 0).
+    /// The address listened on as `ws://host:port` (with the port the system chose for port
+    /// 0). For `0.0.0.0` this is not what another device dials: it dials this device's
+    /// network address with [`port`](Self::port).
     pub fn url(&self) -> String {
         self.url.clone()
+    }
+
+    /// The port listened on.
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     /// Stops accepting and closes the peers' connections (they are given a close frame).

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use weft::{
     AutomergeUrl, RepoConfig,
     automerge::TextEncoding,
-    net::{NetConfig, peer_url},
+    net::{NetConfig, peer_url, without_query},
 };
 
 use crate::{
@@ -19,12 +19,11 @@ pub enum TextUnit {
     /// Unicode code points: Python `str` indexes, Swift `String.unicodeScalars`, Rust
     /// `chars`. The default.
     UnicodeCodePoint,
-    /// UTF-16 code units: Kotlin and Java `String` indexes, JavaScript, Swift `String.utf16`.
+    /// UTF-16 code units: Kotlin and Java `String` indexes, JavaScript, Swift `String.utf16`
+    /// and `NSString`/`NSRange`.
     Utf16CodeUnit,
     /// UTF-8 bytes.
     Utf8CodeUnit,
-    /// Grapheme clusters (what a reader sees as one character): Swift `String` indexes.
-    GraphemeCluster,
 }
 
 /// How a repo is set up; every field is optional.
@@ -46,7 +45,6 @@ impl RepoOptions {
                 TextUnit::UnicodeCodePoint => TextEncoding::UnicodeCodePoint,
                 TextUnit::Utf16CodeUnit => TextEncoding::Utf16CodeUnit,
                 TextUnit::Utf8CodeUnit => TextEncoding::Utf8CodeUnit,
-                TextUnit::GraphemeCluster => TextEncoding::GraphemeCluster,
             };
         }
         if let Some(peer_id) = self.peer_id {
@@ -84,6 +82,13 @@ pub struct Repo {
 }
 
 impl Repo {
+    fn ensure_open(&self) -> Result<(), WeftError> {
+        if self.inner.is_closed() {
+            return Err(WeftError::Closed("the repo is closed".to_owned()));
+        }
+        Ok(())
+    }
+
     fn new(inner: weft::Repo) -> Arc<Self> {
         Arc::new(Self {
             inner,
@@ -176,26 +181,35 @@ impl Repo {
         token: Option<String>,
     ) -> Result<Arc<Connection>, WeftError> {
         let dial = peer_url(&url, token.as_deref())?;
+        self.ensure_open()?;
         let _runtime = runtime()?.enter();
-        let connection = Connection::new(url, self.inner.dial(dial, NetConfig::default()));
+        let shown = without_query(&url).to_owned();
+        let connection = Connection::new(shown, self.inner.dial(dial, NetConfig::default()));
         let mut connections = lock(&self.connections);
         connections.retain(|kept| !kept.is_stopped());
         connections.push(connection.clone());
         Ok(connection)
     }
 
-    /// Accepts other devices' connections on `address` (such as `0.0.0.0:0` or
-    /// `127.0.0.1:7777`; port 0 lets the system choose). No token is checked: listen on a
-    /// trusted network only.
+    /// Accepts other devices' connections on `address` (such as `0.0.0.0:7777` for every
+    /// network interface, or `127.0.0.1:0` for this device only; port 0 lets the system
+    /// choose). No token is checked: listen on a trusted network only. Raises `Network` if
+    /// the address cannot be listened on (in use, not this device's).
     pub async fn listen(&self, address: String) -> Result<Arc<PeerServer>, WeftError> {
+        self.ensure_open()?;
         let server = PeerServer::start(self.inner.clone(), address).await?;
         lock(&self.servers).push(server.clone());
+        // A shutdown that ran meanwhile did not see this server: stop it here.
+        if self.inner.is_closed() {
+            server.stop().await?;
+            return Err(WeftError::Closed("the repo is closed".to_owned()));
+        }
         Ok(server)
     }
 
     /// Closes the repo: closes its connections and peer servers, finishes writing, then
-    /// refuses further work. (Named so as not to clash with Kotlin's `AutoCloseable.close`,
-    /// which frees the object.)
+    /// refuses further work. A second call returns once the first has finished. (Named so
+    /// as not to clash with Kotlin's `AutoCloseable.close`, which frees the object.)
     pub async fn shutdown(&self) -> Result<(), WeftError> {
         let connections = std::mem::take(&mut *lock(&self.connections));
         for connection in connections {

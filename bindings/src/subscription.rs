@@ -1,6 +1,9 @@
 //! [`Subscription`]: a listener's registration, stopped on close or when dropped.
 
-use std::sync::Mutex;
+use std::sync::{
+    Arc, Mutex,
+    atomic::{AtomicBool, Ordering},
+};
 
 use tokio::task::AbortHandle;
 use tokio_stream::{Stream, StreamExt};
@@ -16,12 +19,16 @@ use crate::{
 #[derive(Debug, uniffi::Object)]
 pub struct Subscription {
     task: Mutex<Option<AbortHandle>>,
+    /// Checked before each call: a delivery already handed to a blocking thread when the
+    /// task is aborted still runs, and must not call the listener.
+    cancelled: Arc<AtomicBool>,
 }
 
 #[uniffi::export]
 impl Subscription {
-    /// Stops the listener; no call starts after this returns (one under way finishes).
+    /// Stops the listener: no call starts after this returns (one under way finishes).
     pub fn cancel(&self) {
+        self.cancelled.store(true, Ordering::SeqCst);
         let task = lock(&self.task).take();
         if let Some(task) = task {
             task.abort();
@@ -46,10 +53,19 @@ impl Subscription {
         S::Item: Send + 'static,
         D: Fn(S::Item) -> Result<(), WeftError> + Send + Sync + Clone + 'static,
     {
+        let cancelled = Arc::new(AtomicBool::new(false));
+        let stop = cancelled.clone();
         let task = runtime()?.spawn(async move {
             while let Some(item) = source.next().await {
                 let deliver = deliver.clone();
-                match tokio::task::spawn_blocking(move || deliver(item)).await {
+                let stop = stop.clone();
+                let call = move || {
+                    if stop.load(Ordering::SeqCst) {
+                        return Ok(());
+                    }
+                    deliver(item)
+                };
+                match tokio::task::spawn_blocking(call).await {
                     Ok(Ok(())) => {}
                     Ok(Err(error)) => tracing::warn!(%error, "a listener failed"),
                     Err(error) => tracing::warn!(%error, "a listener panicked"),
@@ -58,6 +74,7 @@ impl Subscription {
         });
         Ok(Self {
             task: Mutex::new(Some(task.abort_handle())),
+            cancelled,
         })
     }
 }

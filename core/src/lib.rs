@@ -23,7 +23,9 @@
 //!
 //! The parts, one module each: [`id`] (document ids and `automerge:` URLs, compatible with
 //! automerge-repo), [`store`] (the [`Storage`](store::Storage) trait, SQLite and in-memory
-//! backends) and the repo API ([`Repo`], [`DocHandle`], [`DocEvent`]).
+//! backends), the repo API ([`Repo`], [`DocHandle`], [`DocEvent`]), [`access`] (reading and
+//! writing by path, without closures), [`sync`] (the sans-IO protocol engine), [`wire`]
+//! (automerge-repo's messages), [`net`] (WebSockets) and [`observe`] (measurements).
 
 #![warn(missing_docs)]
 

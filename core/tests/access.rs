@@ -176,6 +176,15 @@ async fn counters_add_up_and_only_counters_increment() {
     assert_eq!(doc.get(&path("/n")).unwrap(), Some(Value::Counter(4)));
     let error = doc.edit(vec![by("/s", 1)]).await.unwrap_err();
     assert_eq!(error.to_string(), "path \"/s\": this is not a counter");
+    let error = doc.edit(vec![by("/n", i64::MAX)]).await.unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "path \"/n\": adding {} would overflow the counter (4)",
+            i64::MAX
+        )
+    );
+    assert_eq!(doc.get(&path("/n")).unwrap(), Some(Value::Counter(4)));
 }
 
 #[tokio::test]
@@ -223,6 +232,12 @@ async fn paths_that_do_not_fit_are_clear_errors() {
         message(doc.get(&path("/list/x"))),
         "path \"/list/x\": \"x\" is not a list index"
     );
+    for index in ["01", "+0"] {
+        assert_eq!(
+            message(doc.get(&path(&format!("/list/{index}")))),
+            format!("path \"/list/{index}\": \"{index}\" is not a list index")
+        );
+    }
     assert_eq!(
         message(Path::parse("title")),
         "path \"title\": a path is empty (the root) or starts with '/'"
@@ -268,5 +283,16 @@ async fn paths_that_do_not_fit_are_clear_errors() {
         })
         .await,
         "path \"/n\": this is a value, not a map, list or text"
+    );
+    assert_eq!(
+        edit(put(
+            "/u",
+            Value::Unknown {
+                type_code: 6,
+                bytes: vec![1]
+            }
+        ))
+        .await,
+        "path \"/u\": a value of an unknown type can be read, not written"
     );
 }

@@ -211,10 +211,13 @@ async fn hostile_sockets_are_cut_off_alone() {
 
 /// Lets in `?token=reader` read-only and `?token=writer` fully; refuses anything else.
 #[derive(Debug)]
-struct Tokens;
+/// Two tokens; counts the upgrades it was asked about.
+#[derive(Default)]
+struct Tokens(std::sync::atomic::AtomicUsize);
 
 impl Authorize for Tokens {
     fn authorize(&self, request: &UpgradeRequest) -> Result<Access, Refused> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         match request.uri().query() {
             Some("token=writer") => Ok(Access::full()),
             Some("token=reader") => Ok(Access::read_only()),
@@ -229,11 +232,12 @@ async fn a_listener_checks_credentials_before_a_peer_reaches_the_repo() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("ws://{}", listener.local_addr().unwrap());
     let (_stop, stopped) = oneshot::channel::<()>();
+    let tokens = std::sync::Arc::new(Tokens::default());
     tokio::spawn(serve_with(
         relay.clone(),
         listener,
         NetConfig::default(),
-        std::sync::Arc::new(Tokens),
+        tokens.clone(),
         async {
             let _ = stopped.await;
         },
@@ -257,11 +261,10 @@ async fn a_listener_checks_credentials_before_a_peer_reaches_the_repo() {
         panic!("{state:?}")
     };
     assert_eq!(reason, "refused by the peer: unauthorized: unknown token");
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    assert!(
-        matches!(refused.state(), ConnectionState::Refused { .. }),
-        "no further attempt"
-    );
+    // No further attempt (the first retry would come within 250 ms).
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(tokens.0.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert!(matches!(refused.state(), ConnectionState::Refused { .. }));
     assert!(stranger.find(doc.id()).await.is_err());
     refused.stop().await;
 

@@ -94,15 +94,15 @@ suspend fun scenario(): Boolean {
             eventually("the phone is connected") { phone.connectionStatus.value == ConnectionState.Connected }
             val shared = openShared(File(dir, "tablet.db"), relay, phone.shareUrl)
             eventually("the list reaches the tablet") {
-                shared.notes.value == listOf(Note("milk", false), Note("call 👋 mum", false))
+                shared.notes.value == listOf(Note("call 👋 mum", false), Note("milk", false))
             }
 
-            // Kotlin's UTF-16 indexes are the document's positions: rename after the emoji.
-            shared.rename(1, "call 👋 mum today")
-            phone.setDone(0, true)
+            // Concurrent edits on two devices: a rename (as text diffs) and a checkbox.
+            shared.rename(0, "call 👋 mum today")
+            phone.setDone(1, true)
             eventually("both converge") {
                 phone.notes.value == shared.notes.value &&
-                    phone.notes.value == listOf(Note("milk", true), Note("call 👋 mum today", false))
+                    phone.notes.value == listOf(Note("call 👋 mum today", false), Note("milk", true))
             }
 
             // Offline: the phone disconnects, keeps working, and syncs when back.
@@ -110,7 +110,9 @@ suspend fun scenario(): Boolean {
             phone.close()
             shared.add("written while the phone was away")
             val offline = NotesStore.open(File(dir, "phone.db").path, listUrl = listUrl)
-            check(offline.notes.value == shared.notes.value.take(2)) { "the phone's disk has its notes: ${offline.notes.value}" }
+            check(offline.notes.value == listOf(Note("call 👋 mum today", false), Note("milk", true))) {
+                "the phone's disk has its notes: ${offline.notes.value}"
+            }
             offline.add("written offline")
             offline.close()
             val reopened = NotesStore.open(File(dir, "phone.db").path, relay.url, relay.token, listUrl)
@@ -130,6 +132,9 @@ suspend fun scenario(): Boolean {
             val doc = repo.create()
             doc.put("/t", Value.Text("a👋b"))
             check(doc.length("/t") == 4UL) { "UTF-16 length of a👋b is 4, got ${doc.length("/t")}" }
+            // Kotlin's String indexes are the document's positions.
+            doc.spliceText("/t", "a👋".length.toULong(), 0UL, "!")
+            check(doc.get("/t") == Value.Text("a👋!b")) { "splice after the emoji: ${doc.get("/t")}" }
             try {
                 doc.get("/t/9/x")
                 error("a path through text succeeded")

@@ -2,9 +2,11 @@
 
 import asyncio
 import os
+import queue
 import re
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -22,7 +24,7 @@ class Relay:
         self.process = None
         self.log = []
 
-    def start(self):
+    def start(self, timeout=20.0):
         if not RELAY_BIN or not Path(RELAY_BIN).exists():
             pytest.fail(f"WEFT_RELAY_BIN must name the weft-relay binary (got {RELAY_BIN!r})")
         self.process = subprocess.Popen(
@@ -32,17 +34,29 @@ class Relay:
             stderr=subprocess.PIPE,
             text=True,
         )
-        for line in self.process.stderr:
-            self.log.append(line)
+        # Its log is drained by a thread (so it never blocks on a full pipe) until it exits.
+        lines = queue.Queue()
+
+        def drain(stream):
+            for line in stream:
+                self.log.append(line)
+                lines.put(line)
+            lines.put(None)
+
+        threading.Thread(target=drain, args=(self.process.stderr,), daemon=True).start()
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                self.stop()
+                raise RuntimeError(f"weft-relay did not listen within {timeout} s:\n" + "".join(self.log))
+            if line is None:
+                raise RuntimeError("weft-relay exited before listening:\n" + "".join(self.log))
             found = re.search(r"address=127\.0\.0\.1:(\d+)", line)
             if found:
                 self.port = int(found.group(1))
-                break
-        else:
-            raise RuntimeError("weft-relay exited before listening:\n" + "".join(self.log))
-        # Keep draining its log so it never blocks on a full pipe.
-        threading.Thread(target=lambda: self.log.extend(self.process.stderr), daemon=True).start()
-        return self
+                return self
 
     @property
     def url(self):

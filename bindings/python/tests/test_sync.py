@@ -159,7 +159,8 @@ def test_a_listener_is_called_for_remote_changes(relay, tmp_path):
         assert len(recorder.seen) == count
 
         await connection.disconnect()
-        await eventually("the state listener saw it stop", lambda: states.states[-1].is_stopped())
+        await eventually("the state listener saw it stop",
+                         lambda: bool(states.states) and states.states[-1].is_stopped())
         assert states.states[0].is_connecting()
         assert any(state.is_connected() for state in states.states)
         watching.cancel()
@@ -229,9 +230,20 @@ def test_bad_input_raises_clear_exceptions(relay, tmp_path):
             await doc.increment("/n", 1)
         assert doc.get("/n") == Value.INT(1), "a failed edit changes nothing"
 
-        # Closed repos say so.
-        await repo.shutdown()
+        # An address this device cannot listen on.
+        server = await repo.listen("127.0.0.1:0")
+        with pytest.raises(weft.WeftError.Network, match="cannot listen on 127.0.0.1"):
+            await repo.listen(f"127.0.0.1:{server.port()}")
+
+        # Closed repos say so, and stop what they ran.
+        await asyncio.gather(repo.shutdown(), repo.shutdown())
         with pytest.raises(weft.WeftError.Closed):
             await repo.create()
+        with pytest.raises(weft.WeftError.Closed):
+            repo.connect(relay.url)
+        with pytest.raises(weft.WeftError.Closed):
+            await repo.listen("127.0.0.1:0")
+        with pytest.raises(weft.WeftError.Timeout, match="not connected after"):
+            await weft.Repo.in_memory().connect(server.url()).wait_connected(1_000)
 
     run(scenario())

@@ -1,6 +1,6 @@
 //! [`Edit`]: one write by path, and applying it in a transaction.
 
-use automerge::{ObjType, Prop, ReadDoc, transaction::Transactable};
+use automerge::{ObjType, Prop, ReadDoc, ScalarValue, transaction::Transactable};
 
 use super::{Path, Value, resolve, value::object};
 use crate::{Error, Result};
@@ -112,9 +112,19 @@ pub(crate) fn apply(tx: &mut impl Transactable, edit: &Edit) -> Result<()> {
                 .get(&resolved.parent, prop.clone())
                 .map_err(automerge_error(path))?
             {
-                Some((automerge::Value::Scalar(scalar), _)) if scalar.is_counter() => tx
-                    .increment(&resolved.parent, prop, *by)
-                    .map_err(automerge_error(path)),
+                Some((automerge::Value::Scalar(scalar), _)) if scalar.is_counter() => {
+                    let ScalarValue::Counter(counter) = scalar.as_ref() else {
+                        return Err(path.error("this is not a counter"));
+                    };
+                    if i64::from(counter).checked_add(*by).is_none() {
+                        return Err(path.error(format!(
+                            "adding {by} would overflow the counter ({})",
+                            i64::from(counter)
+                        )));
+                    }
+                    tx.increment(&resolved.parent, prop, *by)
+                        .map_err(automerge_error(path))
+                }
                 Some(_) => Err(path.error("this is not a counter")),
                 None => Err(path.error("nothing is there; put a counter first")),
             }
@@ -162,6 +172,10 @@ fn write(
 ) -> Result<()> {
     if parent_type == ObjType::Text {
         return Err(path.error("text is changed with splice_text or update_text"));
+    }
+    // Its type code is automerge's to check; a wrong one would corrupt the document.
+    if matches!(value, Value::Unknown { .. }) {
+        return Err(path.error("a value of an unknown type can be read, not written"));
     }
     match (slot, value.to_automerge()) {
         (Slot::Replace(parent, prop), Ok(scalar)) => tx.put(parent, prop, scalar),

@@ -205,7 +205,7 @@ fn existing_prop(
     }
 }
 
-fn parse_index(path: &Path, segment: &str) -> Result<usize> {
+pub(crate) fn parse_index(path: &Path, segment: &str) -> Result<usize> {
     // RFC 6901: no sign, no leading zeros.
     let canonical = segment == "0" || !segment.starts_with('0');
     match segment.parse::<usize>() {

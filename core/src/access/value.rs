@@ -2,7 +2,7 @@
 
 use automerge::{ObjId, ObjType, ReadDoc, ScalarValue};
 
-use super::{Path, resolve};
+use super::{Path, path::parse_index, resolve};
 use crate::{Error, Result};
 
 /// What a path in a document holds. Maps and lists are read by their paths; text is read
@@ -120,7 +120,7 @@ fn index_past_end(doc: &impl ReadDoc, parent: &ObjId, parent_type: ObjType, path
         && path
             .segments()
             .last()
-            .and_then(|last| last.parse::<usize>().ok())
+            .and_then(|last| parse_index(path, last).ok())
             .is_some_and(|index| index >= doc.length(parent))
 }
 

@@ -31,9 +31,11 @@ pub enum ConnectionState {
         /// When the next attempt starts.
         retry_in: Duration,
     },
-    /// The peer refused this repo's credentials (a weft relay closed the connection as
-    /// unauthorized, or the upgrade was answered 401 or 403). Dialling stops: the same
-    /// token would be refused again. Dial again with another one.
+    /// The peer refused this repo's credentials: a weft relay closed the connection with
+    /// 1008 and a reason starting "unauthorized" (an unknown, expired or forged token, or
+    /// none where one is required). Dialling stops, since the same token would be refused
+    /// again: dial again with another one. (An HTTP 401 or 403 from a proxy in front is
+    /// `Offline` and retried: it may be passing.)
     Refused {
         /// The peer's reason.
         reason: String,
@@ -224,13 +226,6 @@ impl Repo {
                             }
                         }
                     }
-                    Ok(Err(tungstenite::Error::Http(response)))
-                        if matches!(response.status().as_u16(), 401 | 403) =>
-                    {
-                        let reason = format!("refused by the peer: HTTP {}", response.status());
-                        refused(&state_tx, &url, reason);
-                        return;
-                    }
                     Ok(Err(error)) => error.to_string(),
                     Err(_) => "the handshake timed out".to_owned(),
                 };
@@ -298,8 +293,8 @@ fn refused(state: &watch::Sender<ConnectionState>, url: &str, reason: String) {
     let _ = state.send(ConnectionState::Refused { reason });
 }
 
-/// `url` without its query, which may hold a token: what logs show.
-fn without_query(url: &str) -> &str {
+/// `url` without its query, which may hold a token: what logs and error messages show.
+pub fn without_query(url: &str) -> &str {
     url.split_once('?').map_or(url, |(base, _)| base)
 }
 

@@ -21,7 +21,7 @@ mod socket;
 pub mod tls;
 
 pub use authorize::{Authorize, Refused, TrustAll, UpgradeRequest};
-pub use client::{ConnectionState, Dialer, peer_url};
+pub use client::{ConnectionState, Dialer, peer_url, without_query};
 pub use http::{HttpConnection, HttpService};
 pub use listener::{Server, serve, serve_with};
 pub use socket::NetConfig;

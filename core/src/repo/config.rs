@@ -82,8 +82,11 @@ pub struct RepoConfig {
     pub idle_unload: Option<Duration>,
     /// The unit text positions and lengths count in (splices, `length`, marks):
     /// [`TextEncoding::UnicodeCodePoint`] by default, as Rust's `chars` and Python's `str`;
-    /// [`TextEncoding::Utf16CodeUnit`] for Kotlin, Java and JavaScript strings. It changes
-    /// only how positions are counted on this replica, never the document or what peers see.
+    /// [`TextEncoding::Utf16CodeUnit`] for Kotlin, Java, JavaScript and Swift's `utf16`;
+    /// `Utf8CodeUnit` for byte offsets. These change only how positions are counted on this
+    /// replica, never the document or what peers see. Not `GraphemeCluster`: automerge then
+    /// stores a whole grapheme per text element, so this replica's text and positions no
+    /// longer match its peers' (whose elements are code points).
     pub text_encoding: TextEncoding,
 }
 

@@ -76,6 +76,8 @@ pub(crate) struct RepoShared {
     /// Threads for document work (closures, automerge loads and saves).
     pub(crate) executor: Executor,
     closed: AtomicBool,
+    /// Set once `close` has finished, for a second caller to wait on.
+    close_finished: watch::Sender<bool>,
     /// The sync driver, started by the first [`Repo::connect`] or [`Repo::dial`].
     pub(crate) sync: OnceLock<SyncHandle>,
     /// Held while the driver starts and while `close` marks the repo closed, so that a
@@ -217,6 +219,7 @@ impl Repo {
             background: TaskTracker::new(),
             executor: Executor::per_core(),
             closed: AtomicBool::new(false),
+            close_finished: watch::channel(false).0,
             sync: OnceLock::new(),
             sync_start: Mutex::new(()),
             peers: watch::Sender::new(Vec::new()),
@@ -549,18 +552,29 @@ impl Repo {
     /// Closes the repo: refuses new work, writes any changes whose write failed, compacts
     /// open documents that need it, waits for background work (compactions, never aborted),
     /// then closes the storage, checkpointing SQLite's WAL. Handles still open fail with
-    /// [`Error::Closed`] afterwards. Closing again does nothing.
+    /// [`Error::Closed`] afterwards. Closing again (or concurrently) returns once the first
+    /// close has finished.
     pub async fn close(&self) -> Result<()> {
-        {
+        let already = {
             let _starting = self
                 .shared
                 .sync_start
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
-            if self.shared.closed.swap(true, Ordering::AcqRel) {
-                return Ok(());
-            }
+            self.shared.closed.swap(true, Ordering::AcqRel)
+        };
+        if already {
+            // Closing already: return when that close has finished its writes.
+            let mut finished = self.shared.close_finished.subscribe();
+            let _ = finished.wait_for(|finished| *finished).await;
+            return Ok(());
         }
+        let closed = self.close_once().await;
+        self.shared.close_finished.send_replace(true);
+        closed
+    }
+
+    async fn close_once(&self) -> Result<()> {
         // No more remote changes: connections close, synced documents are let go.
         if let Some(sync) = self.shared.sync.get() {
             sync.shutdown().await;

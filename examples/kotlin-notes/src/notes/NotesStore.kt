@@ -23,7 +23,8 @@ data class Note(val title: String, val done: Boolean)
  * The notes of one list, kept on the device and synced when a relay is reachable: what an
  * Android app would hold in its Application (or a ViewModel) and observe from Compose.
  *
- * The list is one automerge document: `{"notes": [{"title": <text>, "done": <bool>}, ...]}`.
+ * The list is one automerge document, newest first:
+ * `{"notes": [{"title": <text>, "done": <bool>}, ...]}`.
  * Every write is committed to SQLite before its `suspend` call returns; the UI is updated
  * through [notes] for local and remote changes alike.
  */
@@ -60,13 +61,14 @@ class NotesStore private constructor(
     /** What to share so that another device opens the same list. */
     val shareUrl: String get() = list.url()
 
-    /** Adds a note at the end. */
+    /** Adds a note at the top. */
     suspend fun add(title: String) {
-        val at = list.length("/notes")
+        // One change, so index 0 is the new note in every edit of it, whatever other devices
+        // do meanwhile (an index read before the change could be stale by then).
         list.apply(listOf(
-            Edit.Insert("/notes/$at", Value.Map),
-            Edit.Put("/notes/$at/title", Value.Text(title)),
-            Edit.Put("/notes/$at/done", Value.Bool(false)),
+            Edit.Insert("/notes/0", Value.Map),
+            Edit.Put("/notes/0/title", Value.Text(title)),
+            Edit.Put("/notes/0/done", Value.Bool(false)),
         ))
     }
 

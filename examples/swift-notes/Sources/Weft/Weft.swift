@@ -487,6 +487,22 @@ fileprivate struct FfiConverterUInt8: FfiConverterPrimitive {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterUInt16: FfiConverterPrimitive {
+    typealias FfiType = UInt16
+    typealias SwiftType = UInt16
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> UInt16 {
+        return try lift(readInt(&buf))
+    }
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterUInt32: FfiConverterPrimitive {
     typealias FfiType = UInt32
     typealias SwiftType = UInt32
@@ -657,13 +673,13 @@ public protocol ConnectionProtocol: AnyObject, Sendable {
     func state()  -> ConnectionState
     
     /**
-     * Calls `listener` with the current state and then each change, until the
+     * Calls `listener` with the current state and then as it changes, until the
      * subscription is cancelled or freed.
      */
     func subscribe(listener: ConnectionListener) throws  -> Subscription
     
     /**
-     * The address dialled, without its token.
+     * The address dialled, without its query (which may hold a token).
      */
     func url()  -> String
     
@@ -765,7 +781,7 @@ open func state() -> ConnectionState  {
 }
     
     /**
-     * Calls `listener` with the current state and then each change, until the
+     * Calls `listener` with the current state and then as it changes, until the
      * subscription is cancelled or freed.
      */
 open func subscribe(listener: ConnectionListener)throws  -> Subscription  {
@@ -779,7 +795,7 @@ open func subscribe(listener: ConnectionListener)throws  -> Subscription  {
 }
     
     /**
-     * The address dialled, without its token.
+     * The address dialled, without its query (which may hold a token).
      */
 open func url() -> String  {
     return try!  FfiConverterString.lift(try! rustCall() {
@@ -867,8 +883,9 @@ public func FfiConverterTypeConnection_lower(_ value: Connection) -> UInt64 {
 public protocol ConnectionListener: AnyObject, Sendable {
     
     /**
-     * Called with the current state, then with each change, in order, on a background
-     * thread. An error it raises is logged.
+     * Called with the current state, then as it changes, in order, on a background thread
+     * (states that follow each other quickly may be skipped; the latest always comes). An
+     * error it raises is logged.
      */
     func onState(state: ConnectionState) throws 
     
@@ -930,8 +947,9 @@ open class ConnectionListenerImpl: ConnectionListener, @unchecked Sendable {
 
     
     /**
-     * Called with the current state, then with each change, in order, on a background
-     * thread. An error it raises is logged.
+     * Called with the current state, then as it changes, in order, on a background thread
+     * (states that follow each other quickly may be skipped; the latest always comes). An
+     * error it raises is logged.
      */
 open func onState(state: ConnectionState)throws   {try rustCallWithError(FfiConverterTypeWeftError_lift) {
         uniffiCallStatus in
@@ -1082,7 +1100,9 @@ public protocol DocumentProtocol: AnyObject, Sendable {
     
     /**
      * Applies `edits` in order as one change, all or nothing; resolves once it is
-     * committed to storage. Changes are applied in the order of the calls.
+     * committed to storage. Changes are applied in the order the calls start running (in
+     * Python, when awaited): await one before starting the next to be sure of the order,
+     * or put them in one `apply`.
      */
     func apply(edits: [Edit]) async throws 
     
@@ -1103,7 +1123,8 @@ public protocol DocumentProtocol: AnyObject, Sendable {
     func export() async throws  -> Data
     
     /**
-     * What `path` holds; null if its last segment names nothing (a missing key, an index
+     * What `path` holds (read on the calling thread: it waits while a change is being
+     * applied to this document); null if its last segment names nothing (a missing key, an index
      * past the end). Raises `InvalidPath` if the path is malformed or goes through
      * something that is not there or not a map or list.
      */
@@ -1231,7 +1252,9 @@ open class Document: DocumentProtocol, @unchecked Sendable {
     
     /**
      * Applies `edits` in order as one change, all or nothing; resolves once it is
-     * committed to storage. Changes are applied in the order of the calls.
+     * committed to storage. Changes are applied in the order the calls start running (in
+     * Python, when awaited): await one before starting the next to be sure of the order,
+     * or put them in one `apply`.
      */
 open func apply(edits: [Edit])async throws   {
     return
@@ -1301,7 +1324,8 @@ open func export()async throws  -> Data  {
 }
     
     /**
-     * What `path` holds; null if its last segment names nothing (a missing key, an index
+     * What `path` holds (read on the calling thread: it waits while a change is being
+     * applied to this document); null if its last segment names nothing (a missing key, an index
      * past the end). Raises `InvalidPath` if the path is malformed or goes through
      * something that is not there or not a map or list.
      */
@@ -1770,12 +1794,19 @@ public func FfiConverterTypeDocumentListener_lower(_ value: DocumentListener) ->
 public protocol PeerServerProtocol: AnyObject, Sendable {
     
     /**
+     * The port listened on.
+     */
+    func port()  -> UInt16
+    
+    /**
      * Stops accepting and closes the peers' connections (they are given a close frame).
      */
     func stop() async throws 
     
     /**
-     * The address peers dial: `ws://host:port` (the port the system chose for port 0).
+     * The address listened on as `ws://host:port` (with the port the system chose for port
+     * 0). For `0.0.0.0` this is not what another device dials: it dials this device's
+     * network address with [`port`](Self::port).
      */
     func url()  -> String
     
@@ -1839,6 +1870,18 @@ open class PeerServer: PeerServerProtocol, @unchecked Sendable {
 
     
     /**
+     * The port listened on.
+     */
+open func port() -> UInt16  {
+    return try!  FfiConverterUInt16.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_weft_ffi_fn_method_peerserver_port(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
      * Stops accepting and closes the peers' connections (they are given a close frame).
      */
 open func stop()async throws   {
@@ -1858,7 +1901,9 @@ open func stop()async throws   {
 }
     
     /**
-     * The address peers dial: `ws://host:port` (the port the system chose for port 0).
+     * The address listened on as `ws://host:port` (with the port the system chose for port
+     * 0). For `0.0.0.0` this is not what another device dials: it dials this device's
+     * network address with [`port`](Self::port).
      */
 open func url() -> String  {
     return try!  FfiConverterString.lift(try! rustCall() {
@@ -1964,9 +2009,10 @@ public protocol RepoProtocol: AnyObject, Sendable {
     func list() async throws  -> [DocumentInfo]
     
     /**
-     * Accepts other devices' connections on `address` (such as `0.0.0.0:0` or
-     * `127.0.0.1:7777`; port 0 lets the system choose). No token is checked: listen on a
-     * trusted network only.
+     * Accepts other devices' connections on `address` (such as `0.0.0.0:7777` for every
+     * network interface, or `127.0.0.1:0` for this device only; port 0 lets the system
+     * choose). No token is checked: listen on a trusted network only. Raises `Network` if
+     * the address cannot be listened on (in use, not this device's).
      */
     func listen(address: String) async throws  -> PeerServer
     
@@ -1977,8 +2023,8 @@ public protocol RepoProtocol: AnyObject, Sendable {
     
     /**
      * Closes the repo: closes its connections and peer servers, finishes writing, then
-     * refuses further work. (Named so as not to clash with Kotlin's `AutoCloseable.close`,
-     * which frees the object.)
+     * refuses further work. A second call returns once the first has finished. (Named so
+     * as not to clash with Kotlin's `AutoCloseable.close`, which frees the object.)
      */
     func shutdown() async throws 
     
@@ -2189,9 +2235,10 @@ open func list()async throws  -> [DocumentInfo]  {
 }
     
     /**
-     * Accepts other devices' connections on `address` (such as `0.0.0.0:0` or
-     * `127.0.0.1:7777`; port 0 lets the system choose). No token is checked: listen on a
-     * trusted network only.
+     * Accepts other devices' connections on `address` (such as `0.0.0.0:7777` for every
+     * network interface, or `127.0.0.1:0` for this device only; port 0 lets the system
+     * choose). No token is checked: listen on a trusted network only. Raises `Network` if
+     * the address cannot be listened on (in use, not this device's).
      */
 open func listen(address: String)async throws  -> PeerServer  {
     return
@@ -2223,8 +2270,8 @@ open func peerId() -> String  {
     
     /**
      * Closes the repo: closes its connections and peer servers, finishes writing, then
-     * refuses further work. (Named so as not to clash with Kotlin's `AutoCloseable.close`,
-     * which frees the object.)
+     * refuses further work. A second call returns once the first has finished. (Named so
+     * as not to clash with Kotlin's `AutoCloseable.close`, which frees the object.)
      */
 open func shutdown()async throws   {
     return
@@ -2300,7 +2347,7 @@ public func FfiConverterTypeRepo_lower(_ value: Repo) -> UInt64 {
 public protocol SubscriptionProtocol: AnyObject, Sendable {
     
     /**
-     * Stops the listener; no call starts after this returns (one under way finishes).
+     * Stops the listener: no call starts after this returns (one under way finishes).
      */
     func cancel() 
     
@@ -2364,7 +2411,7 @@ open class Subscription: SubscriptionProtocol, @unchecked Sendable {
 
     
     /**
-     * Stops the listener; no call starts after this returns (one under way finishes).
+     * Stops the listener: no call starts after this returns (one under way finishes).
      */
 open func cancel()  {try! rustCall() {
         uniffiCallStatus in
@@ -3036,17 +3083,14 @@ public enum TextUnit: Equatable, Hashable {
      */
     case unicodeCodePoint
     /**
-     * UTF-16 code units: Kotlin and Java `String` indexes, JavaScript, Swift `String.utf16`.
+     * UTF-16 code units: Kotlin and Java `String` indexes, JavaScript, Swift `String.utf16`
+     * and `NSString`/`NSRange`.
      */
     case utf16CodeUnit
     /**
      * UTF-8 bytes.
      */
     case utf8CodeUnit
-    /**
-     * Grapheme clusters (what a reader sees as one character): Swift `String` indexes.
-     */
-    case graphemeCluster
 
 
 
@@ -3074,8 +3118,6 @@ public struct FfiConverterTypeTextUnit: FfiConverterRustBuffer {
         
         case 3: return .utf8CodeUnit
         
-        case 4: return .graphemeCluster
-        
         default: throw UniffiInternalError.unexpectedEnumCase
         }
     }
@@ -3094,10 +3136,6 @@ public struct FfiConverterTypeTextUnit: FfiConverterRustBuffer {
         
         case .utf8CodeUnit:
             writeInt(&buf, Int32(3))
-        
-        
-        case .graphemeCluster:
-            writeInt(&buf, Int32(4))
         
         }
     }
@@ -3418,6 +3456,11 @@ enum WeftError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
     case Unauthorized(message: String)
     
     /**
+     * A network operation of this device failed (listening on an address).
+     */
+    case Network(message: String)
+    
+    /**
      * Waiting took longer than allowed.
      */
     case Timeout(message: String)
@@ -3499,23 +3542,27 @@ public struct FfiConverterTypeWeftError: FfiConverterRustBuffer {
             message: try FfiConverterString.read(from: &buf)
         )
         
-        case 8: return .Timeout(
+        case 8: return .Network(
             message: try FfiConverterString.read(from: &buf)
         )
         
-        case 9: return .Storage(
+        case 9: return .Timeout(
             message: try FfiConverterString.read(from: &buf)
         )
         
-        case 10: return .Closed(
+        case 10: return .Storage(
             message: try FfiConverterString.read(from: &buf)
         )
         
-        case 11: return .Listener(
+        case 11: return .Closed(
             message: try FfiConverterString.read(from: &buf)
         )
         
-        case 12: return .Internal(
+        case 12: return .Listener(
+            message: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 13: return .Internal(
             message: try FfiConverterString.read(from: &buf)
         )
         
@@ -3544,16 +3591,18 @@ public struct FfiConverterTypeWeftError: FfiConverterRustBuffer {
             writeInt(&buf, Int32(6))
         case .Unauthorized(_ /* message is ignored*/):
             writeInt(&buf, Int32(7))
-        case .Timeout(_ /* message is ignored*/):
+        case .Network(_ /* message is ignored*/):
             writeInt(&buf, Int32(8))
-        case .Storage(_ /* message is ignored*/):
+        case .Timeout(_ /* message is ignored*/):
             writeInt(&buf, Int32(9))
-        case .Closed(_ /* message is ignored*/):
+        case .Storage(_ /* message is ignored*/):
             writeInt(&buf, Int32(10))
-        case .Listener(_ /* message is ignored*/):
+        case .Closed(_ /* message is ignored*/):
             writeInt(&buf, Int32(11))
-        case .Internal(_ /* message is ignored*/):
+        case .Listener(_ /* message is ignored*/):
             writeInt(&buf, Int32(12))
+        case .Internal(_ /* message is ignored*/):
+            writeInt(&buf, Int32(13))
 
         
         }
@@ -3793,6 +3842,17 @@ fileprivate func uniffiFutureContinuationCallback(handle: UInt64, pollResult: In
         print("uniffiFutureContinuationCallback invalid handle")
     }
 }
+/**
+ * weft's version and how the library was built (`"0.1.0 (release)"`), for an app's logs
+ * and bug reports.
+ */
+public func version() -> String  {
+    return try!  FfiConverterString.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_weft_ffi_fn_func_version(uniffiCallStatus
+    )
+})
+}
 
 private enum InitializationResult {
     case ok
@@ -3809,25 +3869,28 @@ private let initializationResult: InitializationResult = {
     if bindings_contract_version != scaffolding_contract_version {
         return InitializationResult.contractVersionMismatch
     }
+    if (uniffi_weft_ffi_checksum_func_version() != 4137) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_weft_ffi_checksum_method_connection_disconnect() != 55774) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_weft_ffi_checksum_method_connection_state() != 17132) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_weft_ffi_checksum_method_connection_subscribe() != 28710) {
+    if (uniffi_weft_ffi_checksum_method_connection_subscribe() != 32765) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_weft_ffi_checksum_method_connection_url() != 41667) {
+    if (uniffi_weft_ffi_checksum_method_connection_url() != 51296) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_weft_ffi_checksum_method_connection_wait_connected() != 3877) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_weft_ffi_checksum_method_connectionlistener_on_state() != 46189) {
+    if (uniffi_weft_ffi_checksum_method_connectionlistener_on_state() != 20086) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_weft_ffi_checksum_method_document_apply() != 31494) {
+    if (uniffi_weft_ffi_checksum_method_document_apply() != 62235) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_weft_ffi_checksum_method_document_broadcast() != 11175) {
@@ -3839,7 +3902,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_weft_ffi_checksum_method_document_export() != 36653) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_weft_ffi_checksum_method_document_get() != 50765) {
+    if (uniffi_weft_ffi_checksum_method_document_get() != 33147) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_weft_ffi_checksum_method_document_heads() != 8347) {
@@ -3881,10 +3944,13 @@ private let initializationResult: InitializationResult = {
     if (uniffi_weft_ffi_checksum_method_documentlistener_on_event() != 54153) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_weft_ffi_checksum_method_peerserver_port() != 4615) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_weft_ffi_checksum_method_peerserver_stop() != 15185) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_weft_ffi_checksum_method_peerserver_url() != 46872) {
+    if (uniffi_weft_ffi_checksum_method_peerserver_url() != 3517) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_weft_ffi_checksum_method_repo_connect() != 40627) {
@@ -3905,16 +3971,16 @@ private let initializationResult: InitializationResult = {
     if (uniffi_weft_ffi_checksum_method_repo_list() != 7366) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_weft_ffi_checksum_method_repo_listen() != 12736) {
+    if (uniffi_weft_ffi_checksum_method_repo_listen() != 62792) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_weft_ffi_checksum_method_repo_peer_id() != 20505) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_weft_ffi_checksum_method_repo_shutdown() != 44215) {
+    if (uniffi_weft_ffi_checksum_method_repo_shutdown() != 20136) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_weft_ffi_checksum_method_subscription_cancel() != 3271) {
+    if (uniffi_weft_ffi_checksum_method_subscription_cancel() != 45033) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_weft_ffi_checksum_constructor_repo_in_memory() != 61014) {

@@ -455,6 +455,11 @@ uint64_t uniffi_weft_ffi_fn_clone_peerserver(uint64_t handle, RustCallStatus *_N
 void uniffi_weft_ffi_fn_free_peerserver(uint64_t handle, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_FN_METHOD_PEERSERVER_PORT
+#define UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_FN_METHOD_PEERSERVER_PORT
+uint16_t uniffi_weft_ffi_fn_method_peerserver_port(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_FN_METHOD_PEERSERVER_STOP
 #define UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_FN_METHOD_PEERSERVER_STOP
 uint64_t uniffi_weft_ffi_fn_method_peerserver_stop(uint64_t ptr
@@ -543,6 +548,12 @@ void uniffi_weft_ffi_fn_free_subscription(uint64_t handle, RustCallStatus *_Nonn
 #ifndef UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_FN_METHOD_SUBSCRIPTION_CANCEL
 #define UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_FN_METHOD_SUBSCRIPTION_CANCEL
 void uniffi_weft_ffi_fn_method_subscription_cancel(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_FN_FUNC_VERSION
+#define UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_FN_FUNC_VERSION
+RustBuffer uniffi_weft_ffi_fn_func_version(RustCallStatus *_Nonnull out_status
+    
 );
 #endif
 #ifndef UNIFFI_FFIDEF_FFI_WEFT_FFI_RUSTBUFFER_ALLOC
@@ -805,6 +816,12 @@ void ffi_weft_ffi_rust_future_free_void(uint64_t handle
 void ffi_weft_ffi_rust_future_complete_void(uint64_t handle, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_CHECKSUM_FUNC_VERSION
+#define UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_CHECKSUM_FUNC_VERSION
+uint16_t uniffi_weft_ffi_checksum_func_version(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_CHECKSUM_METHOD_CONNECTION_DISCONNECT
 #define UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_CHECKSUM_METHOD_CONNECTION_DISCONNECT
 uint16_t uniffi_weft_ffi_checksum_method_connection_disconnect(void
@@ -946,6 +963,12 @@ uint16_t uniffi_weft_ffi_checksum_method_document_url(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_CHECKSUM_METHOD_DOCUMENTLISTENER_ON_EVENT
 #define UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_CHECKSUM_METHOD_DOCUMENTLISTENER_ON_EVENT
 uint16_t uniffi_weft_ffi_checksum_method_documentlistener_on_event(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_CHECKSUM_METHOD_PEERSERVER_PORT
+#define UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_CHECKSUM_METHOD_PEERSERVER_PORT
+uint16_t uniffi_weft_ffi_checksum_method_peerserver_port(void
     
 );
 #endif

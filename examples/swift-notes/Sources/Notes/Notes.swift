@@ -35,8 +35,8 @@ struct Notes {
             print("usage: notes <file.db> [relay-url] [token] [list-url]")
             return
         }
-        // Swift strings index by grapheme cluster: count text positions the same way.
-        let repo = try await Repo.open(path: path, options: RepoOptions(textUnit: .graphemeCluster))
+        // Text positions in UTF-16 units, as `String.utf16` and `NSRange` count them.
+        let repo = try await Repo.open(path: path, options: RepoOptions(textUnit: .utf16CodeUnit))
         var connection: Connection?
         if args.count > 1 {
             let relay = args[args.startIndex + 1]
@@ -62,12 +62,12 @@ struct Notes {
 
         print("new note (empty for none): ", terminator: "")
         if let title = readLine(), !title.isEmpty {
-            let at = try list.length(path: "/notes")
-            // One change, committed to SQLite before `apply` returns.
+            // One change, committed to SQLite before `apply` returns; newest first, so index
+            // 0 is the new note throughout, whatever other devices do meanwhile.
             try await list.apply(edits: [
-                .insert(path: "/notes/\(at)", value: .map),
-                .put(path: "/notes/\(at)/title", value: .text(value: title)),
-                .put(path: "/notes/\(at)/done", value: .bool(value: false)),
+                .insert(path: "/notes/0", value: .map),
+                .put(path: "/notes/0/title", value: .text(value: title)),
+                .put(path: "/notes/0/done", value: .bool(value: false)),
             ])
         }
         try printNotes(list)
