@@ -13,6 +13,7 @@
 //! - [`Connection`]: a connection the repo keeps up (reconnecting with backoff); its state,
 //!   a listener for it, and `wait_connected`.
 //! - [`WeftError`]: the one error type, with a message that says what went wrong.
+//! - [`set_log_listener`]: weft's log records, for the app's own log.
 //!
 //! Async methods run on a tokio runtime this library owns (two worker threads, started on
 //! first use), whatever the host's event loop: they are `suspend` functions in Kotlin,
@@ -30,6 +31,7 @@ mod connection;
 mod document;
 mod error;
 mod listen;
+mod logging;
 mod repo;
 mod runtime;
 mod subscription;
@@ -39,6 +41,7 @@ pub use connection::{Connection, ConnectionListener, ConnectionState};
 pub use document::{Document, DocumentEvent, DocumentListener};
 pub use error::WeftError;
 pub use listen::PeerServer;
+pub use logging::{LogLevel, LogListener, clear_log_listener, set_log_listener};
 pub use repo::{DocumentInfo, Repo, RepoOptions, TextUnit};
 pub use subscription::Subscription;
 pub use values::{Edit, Value};

@@ -247,3 +247,32 @@ def test_bad_input_raises_clear_exceptions(relay, tmp_path):
             await weft.Repo.in_memory().connect(server.url()).wait_connected(1_000)
 
     run(scenario())
+
+
+def test_weft_logs_reach_a_python_listener():
+    class Collector(weft.LogListener):
+        def __init__(self):
+            self.records = []
+
+        def on_log(self, level, target, message):
+            self.records.append((level, target, message))
+
+    async def scenario():
+        collector = Collector()
+        weft.set_log_listener(collector, weft.LogLevel.INFO)
+        try:
+            repo = weft.Repo.in_memory()
+            # Nothing listens there: the dialler logs why, and that it dials again.
+            repo.connect("ws://127.0.0.1:9/?token=secret")
+            await eventually("a log record from the dialler", lambda: any(
+                target == "weft::net::client" and "dialling again" in message
+                for _, target, message in collector.records))
+            level, _, message = next(r for r in collector.records if r[1] == "weft::net::client")
+            assert level == weft.LogLevel.INFO
+            assert "url=ws://127.0.0.1:9/" in message and "secret" not in message
+            assert not any(level == weft.LogLevel.DEBUG for level, _, _ in collector.records)
+            await repo.shutdown()
+        finally:
+            weft.clear_log_listener()
+
+    run(scenario())

@@ -1787,6 +1787,227 @@ public func FfiConverterTypeDocumentListener_lower(_ value: DocumentListener) ->
 
 
 /**
+ * Receives weft's log records; implemented in the host language.
+ */
+public protocol LogListener: AnyObject, Sendable {
+    
+    /**
+     * Called for each record at or above the chosen level, on the thread that logged it.
+     * `target` is the Rust module (`weft::net::client`); `message` has the record's fields
+     * after it (`address=…`). Keep it quick; an error it raises is ignored.
+     */
+    func onLog(level: LogLevel, target: String, message: String) throws 
+    
+}
+/**
+ * Receives weft's log records; implemented in the host language.
+ */
+open class LogListenerImpl: LogListener, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_weft_ffi_fn_clone_loglistener(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_weft_ffi_fn_free_loglistener(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * Called for each record at or above the chosen level, on the thread that logged it.
+     * `target` is the Rust module (`weft::net::client`); `message` has the record's fields
+     * after it (`address=…`). Keep it quick; an error it raises is ignored.
+     */
+open func onLog(level: LogLevel, target: String, message: String)throws   {try rustCallWithError(FfiConverterTypeWeftError_lift) {
+        uniffiCallStatus in
+    uniffi_weft_ffi_fn_method_loglistener_on_log(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeLogLevel_lower(level),
+        FfiConverterString.lower(target),
+        FfiConverterString.lower(message),uniffiCallStatus
+    )
+}
+}
+    
+
+    
+}
+
+
+
+// Put the implementation in a struct so we don't pollute the top-level namespace
+fileprivate struct UniffiCallbackInterfaceLogListener {
+
+    // Create the VTable using a series of closures.
+    // Swift automatically converts these into C callback functions.
+    //
+    // Store the vtable directly.
+    static let vtable: UniffiVTableCallbackInterfaceLogListener = UniffiVTableCallbackInterfaceLogListener(
+        uniffiFree: { (uniffiHandle: UInt64) -> () in
+            do {
+                try FfiConverterTypeLogListener.handleMap.remove(handle: uniffiHandle)
+            } catch {
+                print("Uniffi callback interface LogListener: handle missing in uniffiFree")
+            }
+        },
+        uniffiClone: { (uniffiHandle: UInt64) -> UInt64 in
+            do {
+                return try FfiConverterTypeLogListener.handleMap.clone(handle: uniffiHandle)
+            } catch {
+                fatalError("Uniffi callback interface LogListener: handle missing in uniffiClone")
+            }
+        },
+        onLog: { (
+            uniffiHandle: UInt64,
+            level: RustBuffer,
+            target: RustBuffer,
+            message: RustBuffer,
+            uniffiOutReturn: UnsafeMutableRawPointer,
+            uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
+        ) in
+            let makeCall = {
+                () throws -> () in
+                guard let uniffiObj = try? FfiConverterTypeLogListener.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return try uniffiObj.onLog(
+                     level: try FfiConverterTypeLogLevel_lift(level),
+                     target: try FfiConverterString.lift(target),
+                     message: try FfiConverterString.lift(message)
+                )
+            }
+
+            
+            let writeReturn = { () }
+            uniffiTraitInterfaceCallWithError(
+                callStatus: uniffiCallStatus,
+                makeCall: makeCall,
+                writeReturn: writeReturn,
+                lowerError: FfiConverterTypeWeftError_lower
+            )
+        }
+    )
+
+    // Rust stores this pointer for future callback invocations, so it must live
+    // for the process lifetime (not just for the init function call).
+    //
+    // `nonisolated(unsafe)` is needed under Swift 6 strict concurrency.
+    // This is safe because the pointee is initialized once during static init
+    // and never mutated by either side of the FFI.  Its fields are C function pointers.
+    nonisolated(unsafe) static let vtablePtr: UnsafePointer<UniffiVTableCallbackInterfaceLogListener> = {
+        let ptr = UnsafeMutablePointer<UniffiVTableCallbackInterfaceLogListener>.allocate(capacity: 1)
+        ptr.initialize(to: vtable)
+        return UnsafePointer(ptr)
+    }()
+}
+
+private func uniffiCallbackInitLogListener() {
+    uniffi_weft_ffi_fn_init_callback_vtable_loglistener(UniffiCallbackInterfaceLogListener.vtablePtr)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeLogListener: FfiConverter {
+    fileprivate static let handleMap = UniffiHandleMap<LogListener>()
+
+    typealias FfiType = UInt64
+    typealias SwiftType = LogListener
+
+    public static func lift(_ handle: UInt64) throws -> LogListener {
+        if ((handle & 1) == 0) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return LogListenerImpl(unsafeFromHandle: handle)
+        } else {
+            // Swift-generated handle, get the object from the handle map
+            return try handleMap.remove(handle: handle)
+        }
+    }
+
+    public static func lower(_ value: LogListener) -> UInt64 {
+         if let rustImpl = value as? LogListenerImpl {
+             // Rust-implemented object.  Clone the handle and return it
+            return rustImpl.uniffiCloneHandle()
+         } else {
+            // Swift object, generate a new vtable handle and return that.
+            return handleMap.insert(obj: value)
+         }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> LogListener {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: LogListener, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLogListener_lift(_ handle: UInt64) throws -> LogListener {
+    return try FfiConverterTypeLogListener.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLogListener_lower(_ value: LogListener) -> UInt64 {
+    return FfiConverterTypeLogListener.lower(value)
+}
+
+
+
+
+
+
+/**
  * Accepts peers (other devices running weft or automerge-repo) on a TCP address, so that
  * devices sync directly. It checks no token: every peer that can reach the address may
  * read and write every document it names, so listen on a trusted network only.
@@ -3072,6 +3293,111 @@ public func FfiConverterTypeEdit_lower(_ value: Edit) -> RustBuffer {
 
 
 /**
+ * How severe a log record is.
+ */
+
+public enum LogLevel: Equatable, Hashable {
+    
+    /**
+     * Something failed.
+     */
+    case error
+    /**
+     * Something went wrong but weft carries on (a listener raised, a connection dropped).
+     */
+    case warn
+    /**
+     * What happens (connections, refusals).
+     */
+    case info
+    /**
+     * Details for debugging.
+     */
+    case debug
+    /**
+     * Everything, including each message.
+     */
+    case trace
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension LogLevel: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeLogLevel: FfiConverterRustBuffer {
+    typealias SwiftType = LogLevel
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> LogLevel {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .error
+        
+        case 2: return .warn
+        
+        case 3: return .info
+        
+        case 4: return .debug
+        
+        case 5: return .trace
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: LogLevel, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .error:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .warn:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .info:
+            writeInt(&buf, Int32(3))
+        
+        
+        case .debug:
+            writeInt(&buf, Int32(4))
+        
+        
+        case .trace:
+            writeInt(&buf, Int32(5))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLogLevel_lift(_ buf: RustBuffer) throws -> LogLevel {
+    return try FfiConverterTypeLogLevel.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLogLevel_lower(_ value: LogLevel) -> RustBuffer {
+    return FfiConverterTypeLogLevel.lower(value)
+}
+
+
+
+/**
  * The unit text positions and lengths count in.
  */
 
@@ -3853,6 +4179,28 @@ public func version() -> String  {
     )
 })
 }
+/**
+ * Stops forwarding log records.
+ */
+public func clearLogListener()  {try! rustCall() {
+        uniffiCallStatus in
+    uniffi_weft_ffi_fn_func_clear_log_listener(uniffiCallStatus
+    )
+}
+}
+/**
+ * Sends weft's log records at `level` or more severe to `listener`, replacing any listener
+ * set before. Raises `Internal` if the process already has another `tracing` subscriber
+ * (an app that embeds weft from Rust and logs itself).
+ */
+public func setLogListener(listener: LogListener, level: LogLevel)throws   {try rustCallWithError(FfiConverterTypeWeftError_lift) {
+        uniffiCallStatus in
+    uniffi_weft_ffi_fn_func_set_log_listener(
+        FfiConverterTypeLogListener_lower(listener),
+        FfiConverterTypeLogLevel_lower(level),uniffiCallStatus
+    )
+}
+}
 
 private enum InitializationResult {
     case ok
@@ -3870,6 +4218,12 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.contractVersionMismatch
     }
     if (uniffi_weft_ffi_checksum_func_version() != 4137) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_weft_ffi_checksum_func_clear_log_listener() != 31252) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_weft_ffi_checksum_func_set_log_listener() != 41031) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_weft_ffi_checksum_method_connection_disconnect() != 55774) {
@@ -3953,6 +4307,9 @@ private let initializationResult: InitializationResult = {
     if (uniffi_weft_ffi_checksum_method_peerserver_url() != 3517) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_weft_ffi_checksum_method_loglistener_on_log() != 17853) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_weft_ffi_checksum_method_repo_connect() != 40627) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -3992,6 +4349,7 @@ private let initializationResult: InitializationResult = {
 
     uniffiCallbackInitConnectionListener()
     uniffiCallbackInitDocumentListener()
+    uniffiCallbackInitLogListener()
     return InitializationResult.ok
 }()
 

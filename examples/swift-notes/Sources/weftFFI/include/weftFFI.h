@@ -257,6 +257,13 @@ typedef void (*UniffiCallbackInterfaceDocumentListenerMethod0)(uint64_t, RustBuf
     );
 
 #endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_LOG_LISTENER_METHOD0
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_LOG_LISTENER_METHOD0
+typedef void (*UniffiCallbackInterfaceLogListenerMethod0)(uint64_t, RustBuffer, RustBuffer, RustBuffer, void* _Nonnull, 
+        RustCallStatus *_Nonnull uniffiCallStatus
+    );
+
+#endif
 #ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_CONNECTION_LISTENER
 #define UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_CONNECTION_LISTENER
 typedef struct UniffiVTableCallbackInterfaceConnectionListener {
@@ -273,6 +280,15 @@ typedef struct UniffiVTableCallbackInterfaceDocumentListener {
     UniffiCallbackInterfaceClone _Nonnull uniffiClone;
     UniffiCallbackInterfaceDocumentListenerMethod0 _Nonnull onEvent;
 } UniffiVTableCallbackInterfaceDocumentListener;
+
+#endif
+#ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_LOG_LISTENER
+#define UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_LOG_LISTENER
+typedef struct UniffiVTableCallbackInterfaceLogListener {
+    UniffiCallbackInterfaceFree _Nonnull uniffiFree;
+    UniffiCallbackInterfaceClone _Nonnull uniffiClone;
+    UniffiCallbackInterfaceLogListenerMethod0 _Nonnull onLog;
+} UniffiVTableCallbackInterfaceLogListener;
 
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_FN_CLONE_CONNECTION
@@ -470,6 +486,26 @@ uint64_t uniffi_weft_ffi_fn_method_peerserver_stop(uint64_t ptr
 RustBuffer uniffi_weft_ffi_fn_method_peerserver_url(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_FN_CLONE_LOGLISTENER
+#define UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_FN_CLONE_LOGLISTENER
+uint64_t uniffi_weft_ffi_fn_clone_loglistener(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_FN_FREE_LOGLISTENER
+#define UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_FN_FREE_LOGLISTENER
+void uniffi_weft_ffi_fn_free_loglistener(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_FN_INIT_CALLBACK_VTABLE_LOGLISTENER
+#define UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_FN_INIT_CALLBACK_VTABLE_LOGLISTENER
+void uniffi_weft_ffi_fn_init_callback_vtable_loglistener(const UniffiVTableCallbackInterfaceLogListener* _Nonnull vtable
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_FN_METHOD_LOGLISTENER_ON_LOG
+#define UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_FN_METHOD_LOGLISTENER_ON_LOG
+void uniffi_weft_ffi_fn_method_loglistener_on_log(uint64_t ptr, RustBuffer level, RustBuffer target, RustBuffer message, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_FN_CLONE_REPO
 #define UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_FN_CLONE_REPO
 uint64_t uniffi_weft_ffi_fn_clone_repo(uint64_t handle, RustCallStatus *_Nonnull out_status
@@ -554,6 +590,17 @@ void uniffi_weft_ffi_fn_method_subscription_cancel(uint64_t ptr, RustCallStatus 
 #define UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_FN_FUNC_VERSION
 RustBuffer uniffi_weft_ffi_fn_func_version(RustCallStatus *_Nonnull out_status
     
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_FN_FUNC_CLEAR_LOG_LISTENER
+#define UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_FN_FUNC_CLEAR_LOG_LISTENER
+void uniffi_weft_ffi_fn_func_clear_log_listener(RustCallStatus *_Nonnull out_status
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_FN_FUNC_SET_LOG_LISTENER
+#define UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_FN_FUNC_SET_LOG_LISTENER
+void uniffi_weft_ffi_fn_func_set_log_listener(uint64_t listener, RustBuffer level, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_FFI_WEFT_FFI_RUSTBUFFER_ALLOC
@@ -822,6 +869,18 @@ uint16_t uniffi_weft_ffi_checksum_func_version(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_CHECKSUM_FUNC_CLEAR_LOG_LISTENER
+#define UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_CHECKSUM_FUNC_CLEAR_LOG_LISTENER
+uint16_t uniffi_weft_ffi_checksum_func_clear_log_listener(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_CHECKSUM_FUNC_SET_LOG_LISTENER
+#define UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_CHECKSUM_FUNC_SET_LOG_LISTENER
+uint16_t uniffi_weft_ffi_checksum_func_set_log_listener(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_CHECKSUM_METHOD_CONNECTION_DISCONNECT
 #define UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_CHECKSUM_METHOD_CONNECTION_DISCONNECT
 uint16_t uniffi_weft_ffi_checksum_method_connection_disconnect(void
@@ -981,6 +1040,12 @@ uint16_t uniffi_weft_ffi_checksum_method_peerserver_stop(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_CHECKSUM_METHOD_PEERSERVER_URL
 #define UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_CHECKSUM_METHOD_PEERSERVER_URL
 uint16_t uniffi_weft_ffi_checksum_method_peerserver_url(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_CHECKSUM_METHOD_LOGLISTENER_ON_LOG
+#define UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_CHECKSUM_METHOD_LOGLISTENER_ON_LOG
+uint16_t uniffi_weft_ffi_checksum_method_loglistener_on_log(void
     
 );
 #endif
