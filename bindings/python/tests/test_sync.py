@@ -276,3 +276,27 @@ def test_weft_logs_reach_a_python_listener():
             weft.clear_log_listener()
 
     run(scenario())
+
+
+def test_documents_are_listed_found_exported_and_deleted(tmp_path):
+    async def scenario():
+        repo = await weft.Repo.open(str(tmp_path / "repo.db"))
+        first, second = await repo.create(), await repo.create()
+        await first.put("/title", Value.STR("first"))
+        assert first.url() == "automerge:" + first.id()
+        listed = await repo.list()
+        assert sorted(info.id for info in listed) == sorted([first.id(), second.id()])
+        assert all(info.url == "automerge:" + info.id and info.stored_bytes > 0 for info in listed)
+
+        # Found by id or by URL; exported bytes import elsewhere as a copy.
+        assert (await repo.find(first.id())).get("/title") == Value.STR("first")
+        copy = await weft.Repo.in_memory().import_document(await first.export())
+        assert copy.to_json() == first.to_json() and copy.id() != first.id()
+
+        await repo.delete(second.url())
+        assert [info.id for info in await repo.list()] == [first.id()]
+        with pytest.raises(weft.WeftError.DocumentNotFound):
+            await repo.find(second.id())
+        await repo.shutdown()
+
+    run(scenario())
