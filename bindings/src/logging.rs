@@ -2,13 +2,17 @@
 
 use std::{
     fmt::Write as _,
-    sync::{Arc, OnceLock, RwLock},
+    sync::{
+        Arc, Mutex, OnceLock,
+        atomic::{AtomicU8, Ordering},
+        mpsc::{Receiver, SyncSender, TrySendError, sync_channel},
+    },
 };
 
 use tracing::{Event, Level, Metadata, Subscriber, field::Field, subscriber::Interest};
 use tracing_subscriber::{Layer, layer::Context, prelude::*};
 
-use crate::WeftError;
+use crate::{WeftError, runtime::lock};
 
 /// How severe a log record is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, uniffi::Enum)]
@@ -17,11 +21,11 @@ pub enum LogLevel {
     Error,
     /// Something went wrong but weft carries on (a listener raised, a connection dropped).
     Warn,
-    /// What happens (connections, refusals).
+    /// What happens (connections, refusals, reconnects).
     Info,
-    /// Details for debugging.
+    /// Details for debugging (connections ending, documents let go).
     Debug,
-    /// Everything, including each message.
+    /// The most detailed records weft has.
     Trace,
 }
 
@@ -35,86 +39,116 @@ impl LogLevel {
             _ => Self::Trace,
         }
     }
+
+    /// Its rank for [`LEVEL`]: 1 (errors only) to 5 (everything); 0 is off.
+    fn rank(self) -> u8 {
+        self as u8 + 1
+    }
 }
 
 /// Receives weft's log records; implemented in the host language.
 #[uniffi::export(foreign)]
 pub trait LogListener: Send + Sync {
-    /// Called for each record at or above the chosen level, on the thread that logged it.
+    /// Called for each record at or above the chosen level, in order, on a logging thread
+    /// of weft's (never on the host's main thread, nor on a thread doing weft's work).
     /// `target` is the Rust module (`weft::net::client`); `message` has the record's fields
-    /// after it (`address=…`). Keep it quick; an error it raises is ignored.
+    /// after it (`url=…`). An error it raises is ignored.
     fn on_log(&self, level: LogLevel, target: String, message: String) -> Result<(), WeftError>;
 }
 
-/// Where records go now, and from which level.
-type Sink = (Arc<dyn LogListener>, LogLevel);
+/// Records waiting for the logging thread at most; beyond, new ones are dropped rather than
+/// slow weft down behind a slow listener.
+const BACKLOG: usize = 1024;
 
-static SINK: RwLock<Option<Sink>> = RwLock::new(None);
-static INSTALLED: OnceLock<Result<(), String>> = OnceLock::new();
+/// The most detailed level forwarded (a [`LogLevel::rank`]); 0 when no listener is set.
+static LEVEL: AtomicU8 = AtomicU8::new(0);
+static LISTENER: Mutex<Option<Arc<dyn LogListener>>> = Mutex::new(None);
+static FORWARDING: OnceLock<Result<SyncSender<Record>, String>> = OnceLock::new();
+
+struct Record {
+    level: LogLevel,
+    target: String,
+    message: String,
+}
 
 /// Sends weft's log records at `level` or more severe to `listener`, replacing any listener
 /// set before. Raises `Internal` if the process already has another `tracing` subscriber
 /// (an app that embeds weft from Rust and logs itself).
 #[uniffi::export]
 pub fn set_log_listener(listener: Arc<dyn LogListener>, level: LogLevel) -> Result<(), WeftError> {
-    INSTALLED
-        .get_or_init(|| {
-            tracing_subscriber::registry()
-                .with(Forward)
-                .try_init()
-                .map_err(|error| format!("weft's logs cannot be forwarded: {error}"))
-        })
-        .clone()
-        .map_err(WeftError::Internal)?;
-    *SINK
-        .write()
-        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((listener, level));
+    FORWARDING
+        .get_or_init(start_forwarding)
+        .as_ref()
+        .map_err(|error| WeftError::Internal(error.clone()))?;
+    let previous = lock(&LISTENER).replace(listener);
+    LEVEL.store(level.rank(), Ordering::Release);
+    drop(previous); // outside the lock: freeing a foreign object calls into the host
     Ok(())
 }
 
 /// Stops forwarding log records.
 #[uniffi::export]
 pub fn clear_log_listener() {
-    *SINK
-        .write()
-        .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+    LEVEL.store(0, Ordering::Release);
+    let previous = lock(&LISTENER).take();
+    drop(previous);
 }
 
-/// The layer that hands records to the current sink.
+/// Installs the forwarding layer and starts the thread that calls the listener.
+fn start_forwarding() -> Result<SyncSender<Record>, String> {
+    let (records, receiver) = sync_channel(BACKLOG);
+    tracing_subscriber::registry()
+        .with(Forward)
+        .try_init()
+        .map_err(|error| format!("weft's logs cannot be forwarded: {error}"))?;
+    std::thread::Builder::new()
+        .name("weft-log".to_owned())
+        .spawn(move || deliver(&receiver))
+        .map_err(|error| format!("the logging thread could not start: {error}"))?;
+    Ok(records)
+}
+
+/// The logging thread: one record at a time, to whichever listener is set then. A listener
+/// that logs through weft only queues more records here, so it cannot recurse.
+fn deliver(records: &Receiver<Record>) {
+    for record in records {
+        let listener = lock(&LISTENER).clone();
+        if let Some(listener) = listener {
+            let _ = listener.on_log(record.level, record.target, record.message);
+        }
+    }
+}
+
+/// The layer that queues records for the logging thread.
 struct Forward;
 
 impl<S: Subscriber> Layer<S> for Forward {
-    // The level can change at any time: ask on every record rather than once per callsite.
+    // The level can change at any time: ask on every record rather than once per callsite
+    // (an atomic load).
     fn register_callsite(&self, _: &'static Metadata<'static>) -> Interest {
         Interest::sometimes()
     }
 
     fn enabled(&self, metadata: &Metadata<'_>, _: Context<'_, S>) -> bool {
-        let sink = SINK
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        sink.as_ref()
-            .is_some_and(|(_, level)| LogLevel::of(*metadata.level()) <= *level)
+        LogLevel::of(*metadata.level()).rank() <= LEVEL.load(Ordering::Acquire)
     }
 
     fn on_event(&self, event: &Event<'_>, _: Context<'_, S>) {
-        let listener = {
-            let sink = SINK
-                .read()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            match sink.as_ref() {
-                Some((listener, _)) => listener.clone(),
-                None => return,
-            }
+        let Some(Ok(records)) = FORWARDING.get() else {
+            return;
         };
         let mut text = Text::default();
         event.record(&mut text);
         let metadata = event.metadata();
-        let _ = listener.on_log(
-            LogLevel::of(*metadata.level()),
-            metadata.target().to_owned(),
-            text.0,
-        );
+        let record = Record {
+            level: LogLevel::of(*metadata.level()),
+            target: metadata.target().to_owned(),
+            message: text.0,
+        };
+        match records.try_send(record) {
+            Ok(()) | Err(TrySendError::Full(_)) => {}
+            Err(TrySendError::Disconnected(_)) => LEVEL.store(0, Ordering::Release),
+        }
     }
 }
 

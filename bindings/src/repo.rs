@@ -1,6 +1,9 @@
 //! [`Repo`]: documents kept on the device, and the connections that sync them.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{
+    Arc, Mutex,
+    atomic::{AtomicBool, Ordering},
+};
 
 use weft::{
     AutomergeUrl, RepoConfig,
@@ -79,12 +82,15 @@ pub struct Repo {
     inner: weft::Repo,
     connections: Mutex<Vec<Arc<Connection>>>,
     servers: Mutex<Vec<Arc<PeerServer>>>,
+    /// Set first by `shutdown`; checked under the lists' locks before adding to them, so
+    /// nothing added escapes the shutdown.
+    shutting_down: AtomicBool,
 }
 
 impl Repo {
     fn ensure_open(&self) -> Result<(), WeftError> {
-        if self.inner.is_closed() {
-            return Err(WeftError::Closed("the repo is closed".to_owned()));
+        if self.shutting_down.load(Ordering::Acquire) || self.inner.is_closed() {
+            return Err(closed());
         }
         Ok(())
     }
@@ -94,6 +100,7 @@ impl Repo {
             inner,
             connections: Mutex::default(),
             servers: Mutex::default(),
+            shutting_down: AtomicBool::new(false),
         })
     }
 }
@@ -186,6 +193,9 @@ impl Repo {
         let shown = without_query(&url).to_owned();
         let connection = Connection::new(shown, self.inner.dial(dial, NetConfig::default()));
         let mut connections = lock(&self.connections);
+        if self.shutting_down.load(Ordering::Acquire) {
+            return Err(closed()); // the dialler stops as `connection` is dropped
+        }
         connections.retain(|kept| !kept.is_stopped());
         connections.push(connection.clone());
         Ok(connection)
@@ -194,15 +204,22 @@ impl Repo {
     /// Accepts other devices' connections on `address` (such as `0.0.0.0:7777` for every
     /// network interface, or `127.0.0.1:0` for this device only; port 0 lets the system
     /// choose). No token is checked: listen on a trusted network only. Raises `Network` if
-    /// the address cannot be listened on (in use, not this device's).
+    /// the address cannot be listened on (malformed, in use, not this device's).
     pub async fn listen(&self, address: String) -> Result<Arc<PeerServer>, WeftError> {
         self.ensure_open()?;
         let server = PeerServer::start(self.inner.clone(), address).await?;
-        lock(&self.servers).push(server.clone());
-        // A shutdown that ran meanwhile did not see this server: stop it here.
-        if self.inner.is_closed() {
+        let added = {
+            let mut servers = lock(&self.servers);
+            let open = !self.shutting_down.load(Ordering::Acquire);
+            if open {
+                servers.push(server.clone());
+            }
+            open
+        };
+        if !added {
+            // A shutdown started meanwhile: this server is not its to stop.
             server.stop().await?;
-            return Err(WeftError::Closed("the repo is closed".to_owned()));
+            return Err(closed());
         }
         Ok(server)
     }
@@ -211,6 +228,7 @@ impl Repo {
     /// refuses further work. A second call returns once the first has finished. (Named so
     /// as not to clash with Kotlin's `AutoCloseable.close`, which frees the object.)
     pub async fn shutdown(&self) -> Result<(), WeftError> {
+        self.shutting_down.store(true, Ordering::Release);
         let connections = std::mem::take(&mut *lock(&self.connections));
         for connection in connections {
             connection.disconnect().await?;
@@ -222,4 +240,8 @@ impl Repo {
         let repo = self.inner.clone();
         run(async move { Ok(repo.close().await?) }).await
     }
+}
+
+fn closed() -> WeftError {
+    WeftError::Closed("the repo is closed".to_owned())
 }

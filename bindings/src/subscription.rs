@@ -26,7 +26,8 @@ pub struct Subscription {
 
 #[uniffi::export]
 impl Subscription {
-    /// Stops the listener: no call starts after this returns (one under way finishes).
+    /// Stops the listener. A call already under way (or starting at this moment) finishes;
+    /// no other follows.
     pub fn cancel(&self) {
         self.cancelled.store(true, Ordering::SeqCst);
         let task = lock(&self.task).take();

@@ -210,9 +210,8 @@ async fn hostile_sockets_are_cut_off_alone() {
 }
 
 /// Lets in `?token=reader` read-only and `?token=writer` fully; refuses anything else.
-#[derive(Debug)]
-/// Two tokens; counts the upgrades it was asked about.
-#[derive(Default)]
+/// Counts the upgrades it was asked about.
+#[derive(Debug, Default)]
 struct Tokens(std::sync::atomic::AtomicUsize);
 
 impl Authorize for Tokens {

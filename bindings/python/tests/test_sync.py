@@ -243,8 +243,10 @@ def test_bad_input_raises_clear_exceptions(relay, tmp_path):
             repo.connect(relay.url)
         with pytest.raises(weft.WeftError.Closed):
             await repo.listen("127.0.0.1:0")
+        elsewhere = weft.Repo.in_memory()
         with pytest.raises(weft.WeftError.Timeout, match="not connected after"):
-            await weft.Repo.in_memory().connect(server.url()).wait_connected(1_000)
+            await elsewhere.connect(server.url()).wait_connected(1_000)
+        await elsewhere.shutdown()
 
     run(scenario())
 
@@ -257,21 +259,40 @@ def test_weft_logs_reach_a_python_listener():
         def on_log(self, level, target, message):
             self.records.append((level, target, message))
 
+    def ended(collector):
+        """Debug records of the listener about connections that ended."""
+        return [r for r in collector.records if r[1] == "weft::net::listener" and "connection ended" in r[2]]
+
+    async def connect_and_leave(server):
+        visitor = weft.Repo.in_memory()
+        await visitor.connect(server.url()).wait_connected(10_000)
+        await visitor.shutdown()
+
     async def scenario():
         collector = Collector()
-        weft.set_log_listener(collector, weft.LogLevel.INFO)
+        weft.set_log_listener(collector, weft.LogLevel.DEBUG)
         try:
-            repo = weft.Repo.in_memory()
-            # Nothing listens there: the dialler logs why, and that it dials again.
-            repo.connect("ws://127.0.0.1:9/?token=secret")
-            await eventually("a log record from the dialler", lambda: any(
+            host = weft.Repo.in_memory()
+            server = await host.listen("127.0.0.1:0")
+            await connect_and_leave(server)
+            await eventually("a debug record of the connection ending", lambda: ended(collector))
+            assert ended(collector)[0][0] == weft.LogLevel.DEBUG
+
+            # At INFO, no more debug records; info records still come, with their fields,
+            # and a token in a URL stays out of them.
+            weft.set_log_listener(collector, weft.LogLevel.INFO)
+            collector.records.clear()
+            await connect_and_leave(server)
+            dialler = host.connect("ws://127.0.0.1:9/?token=secret")  # nothing listens there
+            await eventually("an info record from the dialler", lambda: any(
                 target == "weft::net::client" and "dialling again" in message
                 for _, target, message in collector.records))
-            level, _, message = next(r for r in collector.records if r[1] == "weft::net::client")
-            assert level == weft.LogLevel.INFO
-            assert "url=ws://127.0.0.1:9/" in message and "secret" not in message
+            assert not ended(collector)
             assert not any(level == weft.LogLevel.DEBUG for level, _, _ in collector.records)
-            await repo.shutdown()
+            message = next(m for _, t, m in collector.records if t == "weft::net::client")
+            assert "url=ws://127.0.0.1:9/" in message and "secret" not in message
+            assert dialler.url() == "ws://127.0.0.1:9/", "Connection.url() keeps the token out too"
+            await host.shutdown()
         finally:
             weft.clear_log_listener()
 

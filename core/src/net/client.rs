@@ -40,7 +40,7 @@ pub enum ConnectionState {
         /// The peer's reason.
         reason: String,
     },
-    /// [`Dialer::stop`] was called (or the dialer dropped).
+    /// [`Dialer::stop`] was called, the dialer was dropped, or the repo was closed.
     Stopped,
 }
 
@@ -146,11 +146,7 @@ impl Repo {
                     break;
                 }
                 if repo.is_closed() {
-                    let _ = state_tx.send(ConnectionState::Offline {
-                        last_error: "the repo is closed".to_owned(),
-                        retry_in: Duration::ZERO,
-                    });
-                    return;
+                    break; // nothing to sync for: stopped
                 }
                 let _ = state_tx.send(ConnectionState::Connecting { attempt });
                 // Finds made meanwhile wait for this attempt, as for a handshake.
@@ -218,11 +214,8 @@ impl Repo {
                             }
                             // The repo is closed: nothing to sync for.
                             Err(error) => {
-                                let _ = state_tx.send(ConnectionState::Offline {
-                                    last_error: error.to_string(),
-                                    retry_in: Duration::ZERO,
-                                });
-                                return; // keep the reason: no "Stopped" after it
+                                tracing::debug!(%error, "not dialling again");
+                                break;
                             }
                         }
                     }

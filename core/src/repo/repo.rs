@@ -3,6 +3,7 @@
 use std::{
     collections::{HashMap, HashSet},
     future::Future,
+    panic::AssertUnwindSafe,
     path::Path,
     sync::{
         Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak,
@@ -15,6 +16,7 @@ use automerge::{
     ActorId, Automerge, AutomergeError,
     transaction::{CommitOptions, Transaction},
 };
+use futures_util::FutureExt;
 use tokio::sync::watch;
 use tokio_util::task::TaskTracker;
 
@@ -76,8 +78,8 @@ pub(crate) struct RepoShared {
     /// Threads for document work (closures, automerge loads and saves).
     pub(crate) executor: Executor,
     closed: AtomicBool,
-    /// Set once `close` has finished, for a second caller to wait on.
-    close_finished: watch::Sender<bool>,
+    /// The outcome of `close` once it has finished, for later callers to wait on.
+    close_finished: watch::Sender<Option<std::result::Result<(), String>>>,
     /// The sync driver, started by the first [`Repo::connect`] or [`Repo::dial`].
     pub(crate) sync: OnceLock<SyncHandle>,
     /// Held while the driver starts and while `close` marks the repo closed, so that a
@@ -219,7 +221,7 @@ impl Repo {
             background: TaskTracker::new(),
             executor: Executor::per_core(),
             closed: AtomicBool::new(false),
-            close_finished: watch::channel(false).0,
+            close_finished: watch::channel(None).0,
             sync: OnceLock::new(),
             sync_start: Mutex::new(()),
             peers: watch::Sender::new(Vec::new()),
@@ -553,7 +555,8 @@ impl Repo {
     /// open documents that need it, waits for background work (compactions, never aborted),
     /// then closes the storage, checkpointing SQLite's WAL. Handles still open fail with
     /// [`Error::Closed`] afterwards. Closing again (or concurrently) returns once the first
-    /// close has finished.
+    /// close has finished, failing if it failed. The close runs to its end even if the
+    /// caller stops waiting.
     pub async fn close(&self) -> Result<()> {
         let already = {
             let _starting = self
@@ -564,14 +567,30 @@ impl Repo {
             self.shared.closed.swap(true, Ordering::AcqRel)
         };
         if already {
-            // Closing already: return when that close has finished its writes.
+            // Closing already: return when that close has finished, with its outcome.
             let mut finished = self.shared.close_finished.subscribe();
-            let _ = finished.wait_for(|finished| *finished).await;
-            return Ok(());
+            let outcome = finished
+                .wait_for(Option::is_some)
+                .await
+                .map(|outcome| outcome.clone());
+            return match outcome {
+                Ok(Some(Err(error))) => Err(Error::Internal(format!("closing failed: {error}"))),
+                _ => Ok(()),
+            };
         }
-        let closed = self.close_once().await;
-        self.shared.close_finished.send_replace(true);
-        closed
+        // A task of its own, so that a caller that stops waiting (a timeout, a cancelled
+        // task) does not leave the storage half closed, and later callers still hear the end.
+        let repo = self.clone();
+        let closing = tokio::spawn(async move {
+            let outcome = AssertUnwindSafe(repo.close_once())
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|panic| Err(Error::from_panic(panic.as_ref())));
+            let published = outcome.as_ref().map(drop).map_err(ToString::to_string);
+            repo.shared.close_finished.send_replace(Some(published));
+            outcome
+        });
+        closing.await.map_err(Error::from_join)?
     }
 
     async fn close_once(&self) -> Result<()> {

@@ -1792,9 +1792,10 @@ public func FfiConverterTypeDocumentListener_lower(_ value: DocumentListener) ->
 public protocol LogListener: AnyObject, Sendable {
     
     /**
-     * Called for each record at or above the chosen level, on the thread that logged it.
+     * Called for each record at or above the chosen level, in order, on a logging thread
+     * of weft's (never on the host's main thread, nor on a thread doing weft's work).
      * `target` is the Rust module (`weft::net::client`); `message` has the record's fields
-     * after it (`address=…`). Keep it quick; an error it raises is ignored.
+     * after it (`url=…`). An error it raises is ignored.
      */
     func onLog(level: LogLevel, target: String, message: String) throws 
     
@@ -1856,9 +1857,10 @@ open class LogListenerImpl: LogListener, @unchecked Sendable {
 
     
     /**
-     * Called for each record at or above the chosen level, on the thread that logged it.
+     * Called for each record at or above the chosen level, in order, on a logging thread
+     * of weft's (never on the host's main thread, nor on a thread doing weft's work).
      * `target` is the Rust module (`weft::net::client`); `message` has the record's fields
-     * after it (`address=…`). Keep it quick; an error it raises is ignored.
+     * after it (`url=…`). An error it raises is ignored.
      */
 open func onLog(level: LogLevel, target: String, message: String)throws   {try rustCallWithError(FfiConverterTypeWeftError_lift) {
         uniffiCallStatus in
@@ -2233,7 +2235,7 @@ public protocol RepoProtocol: AnyObject, Sendable {
      * Accepts other devices' connections on `address` (such as `0.0.0.0:7777` for every
      * network interface, or `127.0.0.1:0` for this device only; port 0 lets the system
      * choose). No token is checked: listen on a trusted network only. Raises `Network` if
-     * the address cannot be listened on (in use, not this device's).
+     * the address cannot be listened on (malformed, in use, not this device's).
      */
     func listen(address: String) async throws  -> PeerServer
     
@@ -2459,7 +2461,7 @@ open func list()async throws  -> [DocumentInfo]  {
      * Accepts other devices' connections on `address` (such as `0.0.0.0:7777` for every
      * network interface, or `127.0.0.1:0` for this device only; port 0 lets the system
      * choose). No token is checked: listen on a trusted network only. Raises `Network` if
-     * the address cannot be listened on (in use, not this device's).
+     * the address cannot be listened on (malformed, in use, not this device's).
      */
 open func listen(address: String)async throws  -> PeerServer  {
     return
@@ -2568,7 +2570,8 @@ public func FfiConverterTypeRepo_lower(_ value: Repo) -> UInt64 {
 public protocol SubscriptionProtocol: AnyObject, Sendable {
     
     /**
-     * Stops the listener: no call starts after this returns (one under way finishes).
+     * Stops the listener. A call already under way (or starting at this moment) finishes;
+     * no other follows.
      */
     func cancel() 
     
@@ -2632,7 +2635,8 @@ open class Subscription: SubscriptionProtocol, @unchecked Sendable {
 
     
     /**
-     * Stops the listener: no call starts after this returns (one under way finishes).
+     * Stops the listener. A call already under way (or starting at this moment) finishes;
+     * no other follows.
      */
 open func cancel()  {try! rustCall() {
         uniffiCallStatus in
@@ -3307,15 +3311,15 @@ public enum LogLevel: Equatable, Hashable {
      */
     case warn
     /**
-     * What happens (connections, refusals).
+     * What happens (connections, refusals, reconnects).
      */
     case info
     /**
-     * Details for debugging.
+     * Details for debugging (connections ending, documents let go).
      */
     case debug
     /**
-     * Everything, including each message.
+     * The most detailed records weft has.
      */
     case trace
 
@@ -4307,7 +4311,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_weft_ffi_checksum_method_peerserver_url() != 3517) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_weft_ffi_checksum_method_loglistener_on_log() != 17853) {
+    if (uniffi_weft_ffi_checksum_method_loglistener_on_log() != 51239) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_weft_ffi_checksum_method_repo_connect() != 40627) {
@@ -4328,7 +4332,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_weft_ffi_checksum_method_repo_list() != 7366) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_weft_ffi_checksum_method_repo_listen() != 62792) {
+    if (uniffi_weft_ffi_checksum_method_repo_listen() != 57618) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_weft_ffi_checksum_method_repo_peer_id() != 20505) {
@@ -4337,7 +4341,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_weft_ffi_checksum_method_repo_shutdown() != 20136) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_weft_ffi_checksum_method_subscription_cancel() != 45033) {
+    if (uniffi_weft_ffi_checksum_method_subscription_cancel() != 19546) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_weft_ffi_checksum_constructor_repo_in_memory() != 61014) {
