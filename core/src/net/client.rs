@@ -262,21 +262,22 @@ pub fn peer_url(url: &str, token: Option<&str>) -> crate::Result<String> {
     if uri.host().is_none_or(str::is_empty) {
         return Err(invalid("there is no host"));
     }
-    Ok(match token {
-        None => url.to_owned(),
-        Some(token) => {
-            let token = utf8_percent_encode(token, NON_ALPHANUMERIC);
-            let separator = if uri.query().is_some() { '&' } else { '?' };
-            // A URL without a path gets one, so the query is not read as part of the host.
-            let slash = if uri.path().is_empty()
-                || url.ends_with(uri.authority().map_or("", |a| a.as_str()))
-            {
-                "/"
-            } else {
-                ""
-            };
-            format!("{url}{slash}{separator}token={token}")
-        }
+    let Some(token) = token else {
+        return Ok(url.to_owned());
+    };
+    let token = utf8_percent_encode(token, NON_ALPHANUMERIC);
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    // A URL without a path gets one, so that the query is not read as part of the host.
+    let has_path = base
+        .split_once("://")
+        .is_some_and(|(_, rest)| rest.contains('/'));
+    let slash = if has_path { "" } else { "/" };
+    Ok(match query {
+        Some(query) => format!("{base}{slash}?{query}&token={token}"),
+        None => format!("{base}{slash}?token={token}"),
     })
 }
 
@@ -320,6 +321,14 @@ mod tests {
         assert_eq!(
             peer_url("ws://h/?x=1", Some("t")).unwrap(),
             "ws://h/?x=1&token=t"
+        );
+        assert_eq!(
+            peer_url("ws://h/xh", Some("t")).unwrap(),
+            "ws://h/xh?token=t"
+        );
+        assert_eq!(
+            peer_url("ws://h:1?x=1", Some("t")).unwrap(),
+            "ws://h:1/?x=1&token=t"
         );
     }
 
