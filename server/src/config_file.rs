@@ -31,6 +31,7 @@ pub(crate) struct ConfigFile {
     idle_unload: Option<u64>,
     message_burst: Option<u32>,
     metrics_listen: Option<SocketAddr>,
+    web: Option<PathBuf>,
     upstream: Option<Vec<String>>,
     upstream_token_file: Option<PathBuf>,
     upstream_ca_file: Option<PathBuf>,
@@ -104,6 +105,9 @@ impl ConfigFile {
         }
         if self.metrics_listen.is_some() && unset("metrics_listen") {
             args.metrics_listen = self.metrics_listen;
+        }
+        if self.web.is_some() && unset("web") {
+            args.web = self.web;
         }
         if self.upstream_token_file.is_some() && unset("upstream_token_file") {
             args.upstream_token_file = self.upstream_token_file;

@@ -36,7 +36,7 @@ use weft::{
     net::{HttpConnection, HttpService},
 };
 
-use crate::metrics::Metrics;
+use crate::{metrics::Metrics, web::WebRoot};
 
 /// What the endpoints answer from.
 #[derive(Debug, Clone)]
@@ -46,6 +46,8 @@ pub struct Endpoints {
     /// Whether `/metrics` is served here (not when it has an address of its own).
     serve_metrics: bool,
     stopping: Arc<AtomicBool>,
+    /// A web page served for other `GET`s (`--web`).
+    web: Option<Arc<WebRoot>>,
 }
 
 impl Endpoints {
@@ -56,6 +58,15 @@ impl Endpoints {
             metrics,
             serve_metrics,
             stopping: Arc::new(AtomicBool::new(false)),
+            web: None,
+        }
+    }
+
+    /// The same endpoints, also serving the page in `web` (or none).
+    pub fn with_web(&self, web: Option<Arc<WebRoot>>) -> Self {
+        Self {
+            web,
+            ..self.clone()
         }
     }
 
@@ -107,10 +118,16 @@ impl Endpoints {
                 );
                 response
             }
-            _ => text(
-                StatusCode::NOT_FOUND,
-                "not found: this is a weft relay; peers connect with WebSocket\n",
-            ),
+            path => match &self.web {
+                Some(web) => match web.answer(path).await {
+                    Some(page) => page,
+                    None => text(StatusCode::NOT_FOUND, "not found\n"),
+                },
+                None => text(
+                    StatusCode::NOT_FOUND,
+                    "not found: this is a weft relay; peers connect with WebSocket\n",
+                ),
+            },
         }
     }
 

@@ -14,6 +14,7 @@ pub mod http;
 pub mod metrics;
 pub mod replication;
 pub mod secret;
+pub mod web;
 
 use std::{future::Future, net::SocketAddr, path::PathBuf, sync::Arc};
 
@@ -25,6 +26,7 @@ use weft::{
 
 use http::Endpoints;
 use metrics::Metrics;
+use web::WebRoot;
 
 use auth::{Anonymous, Credentials};
 
@@ -42,6 +44,9 @@ pub struct RelayConfig {
     pub handshake_timeout_ms: u64,
     /// Where `/metrics` is served instead of the relay's port (`None`: on the relay's port).
     pub metrics_listen: Option<SocketAddr>,
+    /// A built web page served on the relay's port for plain `GET`s (the collaborative
+    /// editor); it must hold an `index.html`.
+    pub web: Option<PathBuf>,
     /// Relays to replicate with, both ways (`ws://…` or `wss://…`, with `?token=` if they
     /// need one).
     pub upstreams: Vec<String>,
@@ -79,6 +84,7 @@ impl RelayConfig {
             access: AccessConfig::default(),
             handshake_timeout_ms: 10_000,
             metrics_listen: None,
+            web: None,
             upstreams: Vec::new(),
             upstream_ca_file: None,
             follower: false,
@@ -108,6 +114,9 @@ pub enum RelayError {
     /// A key file could not be read, or holds no usable key.
     #[error("relay keys: {0}")]
     Keys(String),
+    /// The web page folder (`--web`) cannot be served.
+    #[error("web page: {0}")]
+    Web(std::io::Error),
     /// An address could not be listened on.
     #[error("cannot listen on {address}: {error}")]
     Listen {
@@ -168,6 +177,10 @@ pub async fn run(
     repo_config.observer = metrics.observer();
     repo_config.idle_unload = config.idle_unload;
     let credentials = credentials(&config)?.read_only_follower(config.follower);
+    let web = match &config.web {
+        Some(folder) => Some(Arc::new(WebRoot::new(folder).map_err(RelayError::Web)?)),
+        None => None,
+    };
     let metrics_listener = match config.metrics_listen {
         Some(address) => Some(
             TcpListener::bind(address)
@@ -197,14 +210,18 @@ pub async fn run(
         tracing::info!(upstream = %url.split('?').next().unwrap_or_default(), follower = config.follower, "replicating with an upstream relay");
     }
     let catching_up = tokio::spawn(replication::catch_up_replicas(repo.clone()));
-    let endpoints = Endpoints::new(repo.clone(), metrics, metrics_listener.is_none());
+    if let Some(folder) = &config.web {
+        tracing::info!(folder = %folder.display(), "serving the web page");
+    }
+    let endpoints = Endpoints::new(repo.clone(), metrics, metrics_listener.is_none()).with_web(web);
     let (stopped, stopping) = watch::channel(false);
     if let Some(listener) = metrics_listener {
         if let Ok(address) = listener.local_addr() {
             tracing::info!(%address, "metrics listening");
         }
         let mut stopping = stopping;
-        tokio::spawn(endpoints.with_metrics(true).serve_on(listener, async move {
+        let metrics_only = endpoints.with_metrics(true).with_web(None);
+        tokio::spawn(metrics_only.serve_on(listener, async move {
             let _ = stopping.wait_for(|stopped| *stopped).await;
         }));
     }

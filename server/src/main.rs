@@ -90,6 +90,10 @@ struct ServeArgs {
     /// `/healthz` and `/readyz`), e.g. 127.0.0.1:9090 to keep it off the internet.
     #[arg(long, env = "WEFT_METRICS_LISTEN")]
     metrics_listen: Option<SocketAddr>,
+    /// A built web page (a folder with `index.html`, such as the collaborative editor's
+    /// `dist`) served on the relay's port to browsers; WebSocket peers are unaffected.
+    #[arg(long, env = "WEFT_WEB")]
+    web: Option<PathBuf>,
     /// Another relay to replicate every document with, both ways (repeatable): `ws://…`
     /// or `wss://…`, with `?token=` unless `--upstream-token-file` gives it.
     #[arg(long = "upstream", env = "WEFT_UPSTREAM", value_delimiter = ',')]
@@ -226,6 +230,7 @@ async fn main() -> ExitCode {
         .with_keepalive(Duration::from_secs(args.keepalive.max(1)))
         .with_message_rate(args.message_rate, args.message_burst);
     config.metrics_listen = args.metrics_listen;
+    config.web = args.web;
     config.follower = args.follower;
     config.upstream_ca_file = args.upstream_ca_file;
     config.idle_unload = (args.idle_unload > 0).then(|| Duration::from_secs(args.idle_unload));
