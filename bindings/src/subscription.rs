@@ -52,10 +52,12 @@ impl Subscription {
     where
         S: Stream + Unpin + Send + 'static,
         S::Item: Send + 'static,
-        D: Fn(S::Item) -> Result<(), WeftError> + Send + Sync + Clone + 'static,
+        D: Fn(S::Item) -> Result<(), WeftError> + Send + Sync + 'static,
     {
         let cancelled = Arc::new(AtomicBool::new(false));
         let stop = cancelled.clone();
+        // Shared by the calls, not copied for each (it may hold a document handle).
+        let deliver = Arc::new(deliver);
         let task = runtime()?.spawn(async move {
             while let Some(item) = source.next().await {
                 let deliver = deliver.clone();

@@ -108,26 +108,24 @@ pub(crate) fn apply(tx: &mut impl Transactable, edit: &Edit) -> Result<()> {
             let prop = resolved
                 .prop(tx)?
                 .ok_or_else(|| path.error("the root is not a counter"))?;
-            match tx
+            let current = match tx
                 .get(&resolved.parent, prop.clone())
                 .map_err(automerge_error(path))?
             {
-                Some((automerge::Value::Scalar(scalar), _)) if scalar.is_counter() => {
-                    let ScalarValue::Counter(counter) = scalar.as_ref() else {
-                        return Err(path.error("this is not a counter"));
-                    };
-                    if i64::from(counter).checked_add(*by).is_none() {
-                        return Err(path.error(format!(
-                            "adding {by} would overflow the counter ({})",
-                            i64::from(counter)
-                        )));
-                    }
-                    tx.increment(&resolved.parent, prop, *by)
-                        .map_err(automerge_error(path))
-                }
-                Some(_) => Err(path.error("this is not a counter")),
-                None => Err(path.error("nothing is there; put a counter first")),
+                Some((automerge::Value::Scalar(scalar), _)) => match scalar.as_ref() {
+                    ScalarValue::Counter(counter) => i64::from(counter),
+                    _ => return Err(path.error("this is not a counter")),
+                },
+                Some(_) => return Err(path.error("this is not a counter")),
+                None => return Err(path.error("nothing is there; put a counter first")),
+            };
+            if current.checked_add(*by).is_none() {
+                return Err(path.error(format!(
+                    "adding {by} would overflow the counter ({current})"
+                )));
             }
+            tx.increment(&resolved.parent, prop, *by)
+                .map_err(automerge_error(path))
         }
         Edit::SpliceText {
             path,
