@@ -153,7 +153,8 @@ pub fn credentials(config: &RelayConfig) -> Result<Credentials, RelayError> {
         if created {
             tracing::warn!(
                 secret = %path.display(),
-                "no token key configured: created a signing secret. Mint a token with                  `weft-relay token --data {} --write '*'` and connect with ?token=<token>",
+                "no token key configured: created a signing secret. Mint a token with \
+                 `weft-relay token --data {} --write '*'` and connect with ?token=<token>",
                 config.data.display()
             );
         }

@@ -1,0 +1,150 @@
+// Other people in the document: their names, and their cursors and selections drawn in the
+// editor. Carried by automerge-repo's `Presence` (ephemeral messages through the relay,
+// heartbeats, and forgetting peers that went quiet); never stored in the document.
+import * as A from "@automerge/automerge"
+import { Presence } from "@automerge/automerge-repo"
+import { StateEffect, StateField } from "@codemirror/state"
+import { Decoration, EditorView, WidgetType } from "@codemirror/view"
+
+const HEARTBEAT_MS = 2000
+const FORGET_AFTER_MS = 7000
+
+const showPeers = StateEffect.define()
+
+class Caret extends WidgetType {
+  constructor(name, colour) {
+    super()
+    this.name = name
+    this.colour = colour
+  }
+  eq(other) {
+    return other.name === this.name && other.colour === this.colour
+  }
+  toDOM() {
+    const caret = document.createElement("span")
+    caret.className = "remote-caret"
+    caret.style.borderColor = this.colour
+    const label = document.createElement("span")
+    label.className = "remote-caret-label"
+    label.style.background = this.colour
+    label.textContent = this.name
+    caret.append(label)
+    return caret
+  }
+  ignoreEvent() {
+    return true
+  }
+}
+
+/** The editor extension that draws other people's cursors. */
+export const remoteCursors = StateField.define({
+  create: () => Decoration.none,
+  update(decorations, transaction) {
+    decorations = decorations.map(transaction.changes)
+    for (const effect of transaction.effects) {
+      if (effect.is(showPeers)) decorations = decorationsFor(effect.value, transaction.state.doc.length)
+    }
+    return decorations
+  },
+  provide: (field) => EditorView.decorations.from(field),
+})
+
+function decorationsFor(peers, length) {
+  const ranges = []
+  for (const { name, colour, anchor, head } of peers) {
+    const from = Math.min(anchor, head, length)
+    const to = Math.min(Math.max(anchor, head), length)
+    if (from < to) {
+      ranges.push(Decoration.mark({ attributes: { style: `background-color: ${colour}33` } }).range(from, to))
+    }
+    ranges.push(Decoration.widget({ widget: new Caret(name, colour), side: 1 }).range(Math.min(head, length)))
+  }
+  return Decoration.set(ranges, true)
+}
+
+/**
+ * Shares this person's name, colour and selection on `handle`, and keeps the editor's
+ * remote cursors and the `people` element up to date. Returns a function that stops it.
+ */
+export function sharePresence({ handle, path, view, name, colour, people }) {
+  const presence = new Presence({ handle })
+  presence.start({
+    initialState: { name, colour, selection: null },
+    heartbeatMs: HEARTBEAT_MS,
+    peerTtlMs: FORGET_AFTER_MS,
+  })
+
+  // Selections travel as automerge cursors, which stay on the same characters while text
+  // is inserted before them, on both sides, whatever order the changes arrive in.
+  const cursorAt = (index) => A.getCursor(handle.doc(), path, index < view.state.doc.length ? index : "end")
+  const shareSelection = () => {
+    const { anchor, head } = view.state.selection.main
+    try {
+      presence.broadcast("selection", { anchor: cursorAt(anchor), head: cursorAt(head) })
+    } catch {
+      // The text object does not exist yet (a document still arriving); nothing to share.
+    }
+  }
+
+  // Drawn after the current editor update has finished: a local edit changes the document,
+  // whose change event arrives while CodeMirror is still applying that edit.
+  let drawing = false
+  const scheduleRender = () => {
+    if (drawing) return
+    drawing = true
+    queueMicrotask(() => {
+      drawing = false
+      if (presence.running) render()
+    })
+  }
+
+  const render = () => {
+    const peers = []
+    const names = []
+    for (const state of Object.values(presence.getPeerStates().value)) {
+      const { name: peerName, colour: peerColour, selection } = state.value ?? {}
+      if (!peerName) continue
+      names.push({ name: peerName, colour: peerColour })
+      if (!selection) continue
+      try {
+        peers.push({
+          name: peerName,
+          colour: peerColour,
+          anchor: A.getCursorPosition(handle.doc(), path, selection.anchor),
+          head: A.getCursorPosition(handle.doc(), path, selection.head),
+        })
+      } catch {
+        // Their cursor is on text this replica has not received yet; drawn once it has.
+      }
+    }
+    view.dispatch({ effects: showPeers.of(peers) })
+    people.replaceChildren(
+      ...names.map(({ name: peerName, colour: peerColour }) => {
+        const person = document.createElement("span")
+        person.className = "person"
+        person.style.background = peerColour
+        person.textContent = peerName
+        return person
+      }),
+    )
+  }
+
+  for (const event of ["update", "snapshot", "goodbye", "pruning"]) presence.on(event, scheduleRender)
+  handle.on("change", scheduleRender)
+
+  return {
+    /** Call when the local selection or text changed. */
+    selectionChanged: shareSelection,
+    /** Call when the person renamed themselves. */
+    rename(newName, newColour) {
+      presence.broadcast("name", newName)
+      presence.broadcast("colour", newColour)
+    },
+    stop() {
+      for (const event of ["update", "snapshot", "goodbye", "pruning"]) presence.off(event, scheduleRender)
+      handle.off("change", scheduleRender)
+      presence.stop()
+      people.replaceChildren()
+    },
+  }
+}
