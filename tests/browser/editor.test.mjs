@@ -4,7 +4,7 @@ import assert from "node:assert/strict"
 import { join } from "node:path"
 import { after, before, describe, test } from "node:test"
 
-import { artifactsDir, launchChromium, mintToken, startRelay } from "./rig.mjs"
+import { artifactsDir, launchChromium, mintToken, startRelay, startRelayOn } from "./rig.mjs"
 
 const WAIT_MS = 15_000
 
@@ -16,13 +16,30 @@ after(async () => {
   await browser?.close()
 })
 
+/** A relay started before a `describe`'s tests and removed after them: `suite.relay`. */
+function relayForSuite(name, flags = []) {
+  const suite = {}
+  before(async () => {
+    suite.relay = await startRelay(name, flags)
+  })
+  after(async () => {
+    await suite.relay?.remove()
+  })
+  return suite
+}
+
 /** A person: a browser context of their own (own IndexedDB and localStorage) with a page. */
 async function person(name) {
   const context = await browser.newContext({ viewport: { width: 1100, height: 600 } })
-  const page = await context.newPage()
-  const errors = []
-  page.on("pageerror", (error) => errors.push(error.message))
-  return { name, context, page, errors }
+  const who = { name, context, errors: [] }
+  await newTab(who)
+  return who
+}
+
+/** Gives `who` a new tab (same browser storage), whose errors are collected too. */
+async function newTab(who) {
+  who.page = await who.context.newPage()
+  who.page.on("pageerror", (error) => who.errors.push(error.message))
 }
 
 /** Opens the editor at `address` and waits for the editor to show a document. */
@@ -107,21 +124,15 @@ async function typeAtStart({ page }, words) {
 }
 
 describe("with an anonymous relay (local development)", () => {
-  let relay
-  before(async () => {
-    relay = await startRelay("anonymous", ["--anonymous", "read-write"])
-  })
-  after(async () => {
-    await relay?.remove()
-  })
+  const suite = relayForSuite("anonymous", ["--anonymous", "read-write"])
 
   test("two people type at once into one document, converge, and see each other", async () => {
-    const alice = await personWriting(relay, "Alice", "Shared notes\n")
+    const alice = await personWriting(suite.relay, "Alice", "Shared notes\n")
     const bob = await person("Bob")
     const url = await documentUrl(alice)
     assert.match(url, /^automerge:/)
     // The share link is the page's address with the document's URL.
-    assert.equal(await alice.page.inputValue("#share-link"), `${relay.httpUrl}#${url}`)
+    assert.equal(await alice.page.inputValue("#share-link"), `${suite.relay.httpUrl}#${url}`)
     // The name came from the address and left it (so does a token).
     assert.ok(!alice.page.url().includes("name="), alice.page.url())
 
@@ -156,9 +167,9 @@ describe("with an anonymous relay (local development)", () => {
   })
 
   test("a tab that loses the network keeps editing, and its edits merge when it is back", async () => {
-    const alice = await personWriting(relay, "Alice", "Line one\n")
+    const alice = await personWriting(suite.relay, "Alice", "Line one\n")
     const bob = await person("Bob")
-    await open(bob, `${relay.httpUrl}?name=Bob#${await documentUrl(alice)}`)
+    await open(bob, `${suite.relay.httpUrl}?name=Bob#${await documentUrl(alice)}`)
     await waitForText(bob, () => window.weftEditor.text() === "Line one\n", "Bob gets the first line")
 
     await bob.context.setOffline(true)
@@ -179,12 +190,15 @@ describe("with an anonymous relay (local development)", () => {
   })
 
   test("edits made with no connection survive reloads and reach the relay later", async () => {
-    const alice = await personWriting(relay, "Alice", "kept in the browser. ")
+    const alice = await personWriting(suite.relay, "Alice", "kept in the browser. ")
     await waitUntilSaved(alice)
     const url = await documentUrl(alice)
+    const carol = await person("Carol")
+    await open(carol, `${suite.relay.httpUrl}?name=Carol#${url}`)
+    await waitForText(carol, () => window.weftEditor.text() === "kept in the browser. ", "Carol gets the first words")
 
-    // Cut this page off the relay (the page itself still loads), then edit and reload twice:
-    // whatever the editor shows afterwards came from IndexedDB.
+    // Cut Alice's page off the relay (the page itself still loads), then edit and reload
+    // twice: whatever the editor shows afterwards came from IndexedDB.
     await alice.page.routeWebSocket(/.*/, (socket) => socket.close({ code: 1001, reason: "cut by the test" }))
     await reload(alice)
     assert.equal(await text(alice), "kept in the browser. ")
@@ -193,20 +207,40 @@ describe("with an anonymous relay (local development)", () => {
     await waitUntilSaved(alice)
     await reload(alice)
     assert.equal(await text(alice), "kept in the browser. typed while cut off. ")
+    // Carol, online all along, has not seen it.
+    assert.equal(await text(carol), "kept in the browser. ")
     await alice.page.close()
 
-    // A new tab of the same browser (same storage, not cut off) brings the relay up to date.
-    alice.page = await alice.context.newPage()
-    await open(alice, `${relay.httpUrl}#${url}`)
+    // A new tab of the same browser (same storage, not cut off) brings the suite.relay, and so
+    // Carol, up to date.
+    await newTab(alice)
+    await open(alice, `${suite.relay.httpUrl}#${url}`)
     await waitForConnection(alice, "online")
-    const carol = await person("Carol")
-    await open(carol, `${relay.httpUrl}#${url}`)
     await waitForText(carol, () => window.weftEditor.text() === "kept in the browser. typed while cut off. ", "Carol gets it")
     await leave(alice, carol)
   })
 
+  test("a link opened while offline opens once the network is back", async () => {
+    const alice = await personWriting(suite.relay, "Alice", "made by alice. ")
+    await waitUntilSaved(alice)
+    const url = await documentUrl(alice)
+
+    const bob = await person("Bob")
+    await open(bob, `${suite.relay.httpUrl}?name=Bob`)
+    await waitForConnection(bob, "online")
+    await bob.context.setOffline(true)
+    await waitForConnection(bob, "offline")
+    await bob.page.evaluate((link) => {
+      location.hash = link
+    }, url)
+    await bob.page.waitForSelector("#message >> text=not in this browser yet", { timeout: WAIT_MS })
+    await bob.context.setOffline(false)
+    await waitForText(bob, () => window.weftEditor.text() === "made by alice. ", "the document opens once online")
+    await leave(alice, bob)
+  })
+
   test("a new document, the document list, and an unknown link", async () => {
-    const alice = await personWriting(relay, "Alice", "First document")
+    const alice = await personWriting(suite.relay, "Alice", "First document")
     const first = await documentUrl(alice)
 
     await alice.page.click("#new-document")
@@ -216,7 +250,7 @@ describe("with an anonymous relay (local development)", () => {
     assert.equal(await text(alice), "")
     await typeAtEnd(alice, "Second document\nwith two lines")
     const second = await documentUrl(alice)
-    assert.equal(alice.page.url(), `${relay.httpUrl}#${second}`)
+    assert.equal(alice.page.url(), `${suite.relay.httpUrl}#${second}`)
     await alice.page.waitForFunction(() => document.querySelectorAll("#documents a").length === 2, null, { timeout: WAIT_MS })
     assert.deepEqual(await alice.page.$$eval("#documents a", (links) => links.map((link) => link.textContent)), [
       "Second document",
@@ -228,43 +262,65 @@ describe("with an anonymous relay (local development)", () => {
     assert.equal(await documentUrl(alice), first)
 
     // A link to a document nobody has says so instead of showing an empty editor.
-    await alice.page.goto(`${relay.httpUrl}#automerge:4NMNnkMhL8jXrdJ9jamS58PAVdXu`)
-    await alice.page.waitForSelector("#message >> text=Neither this browser nor the relay has this document", {
+    await alice.page.goto(`${suite.relay.httpUrl}#automerge:4NMNnkMhL8jXrdJ9jamS58PAVdXu`)
+    await alice.page.waitForSelector("#message >> text=Neither this browser nor the relay has this document yet", {
       timeout: WAIT_MS,
     })
     assert.equal(await alice.page.evaluate(() => window.weftEditor.text()), undefined)
     // And a link that is not a document link says that.
-    await alice.page.goto(`${relay.httpUrl}#not-a-document`)
+    await alice.page.goto(`${suite.relay.httpUrl}#not-a-document`)
     await alice.page.waitForSelector("#message >> text=is not a document link", { timeout: WAIT_MS })
     await leave(alice)
   })
 })
 
+describe("with a relay that stops and comes back", () => {
+  const suite = relayForSuite("restarted", ["--anonymous", "read-write"])
+
+  test("the page keeps trying through a relay outage and network changes, and catches up", async () => {
+    const alice = await personWriting(suite.relay, "Alice", "before the outage. ")
+    await waitUntilSaved(alice)
+    const url = await documentUrl(alice)
+
+    await suite.relay.stop()
+    await waitForConnection(alice, "offline")
+    // Let the page's retries start failing, then the network drops and comes back while
+    // the relay is still down (this once stopped the retries for good).
+    await alice.page.waitForTimeout(3000)
+    await alice.context.setOffline(true)
+    await typeAtEnd(alice, "during the outage. ")
+    await alice.context.setOffline(false)
+    await alice.page.waitForTimeout(3000)
+    assert.equal(await connection(alice), "offline")
+
+    suite.relay = await startRelayOn("restarted", suite.relay.dataDir, suite.relay.address, ["--anonymous", "read-write"])
+    await waitForConnection(alice, "online")
+    const bob = await person("Bob")
+    await open(bob, `${suite.relay.httpUrl}?name=Bob#${url}`)
+    await waitForText(bob, () => window.weftEditor.text() === "before the outage. during the outage. ", "Bob gets it all")
+    await leave(alice, bob)
+  })
+})
+
 describe("with a relay that requires tokens", () => {
-  let relay
-  before(async () => {
-    relay = await startRelay("tokens")
-  })
-  after(async () => {
-    await relay?.remove()
-  })
+  const suite = relayForSuite("tokens")
 
   test("the page asks for a token once, and one in the address works too", async () => {
-    const token = mintToken(relay.dataDir)
+    const token = mintToken(suite.relay.dataDir)
     const alice = await person("Alice")
-    await open(alice, `${relay.httpUrl}?name=Alice`)
+    await open(alice, `${suite.relay.httpUrl}?name=Alice`)
     await waitForConnection(alice, "refused")
     await alice.page.waitForSelector("#token-dialog[open]", { timeout: WAIT_MS })
     assert.match(await alice.page.textContent("#token-reason"), /token/)
 
-    // A wrong token is refused again, and asked for again.
+    // A wrong token is refused again (after the page reloaded with it), and asked for again.
     await alice.page.fill("#token", "not-a-token")
-    await alice.page.click("#token-form button[type=submit]")
-    await alice.page.waitForFunction(() => window.weftEditor?.connection() === "refused", null, { timeout: WAIT_MS })
+    await Promise.all([alice.page.waitForEvent("load"), alice.page.click("#token-form button[type=submit]")])
+    await waitForConnection(alice, "refused")
     await alice.page.waitForSelector("#token-dialog[open]", { timeout: WAIT_MS })
 
     await alice.page.fill("#token", token)
-    await alice.page.click("#token-form button[type=submit]")
+    await Promise.all([alice.page.waitForEvent("load"), alice.page.click("#token-form button[type=submit]")])
     await waitForConnection(alice, "online")
     await typeAtEnd(alice, "behind a token. ")
     const url = await documentUrl(alice)
@@ -276,7 +332,7 @@ describe("with a relay that requires tokens", () => {
 
     // Bob comes with the token in the link; it leaves the address bar and works.
     const bob = await person("Bob")
-    await open(bob, `${relay.httpUrl}?token=${encodeURIComponent(token)}&name=Bob#${url}`)
+    await open(bob, `${suite.relay.httpUrl}?token=${encodeURIComponent(token)}&name=Bob#${url}`)
     await waitForConnection(bob, "online")
     assert.ok(!bob.page.url().includes("token="), bob.page.url())
     await waitForText(bob, () => window.weftEditor.text() === "behind a token. ", "Bob gets the text")

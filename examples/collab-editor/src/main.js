@@ -1,15 +1,25 @@
 // The collaborative editor: one text per automerge document, edited in CodeMirror, kept in
 // IndexedDB, and synced through a weft relay by the official automerge-repo client.
 import { automergeSyncPlugin } from "@automerge/automerge-codemirror"
-import { Repo, isValidAutomergeUrl } from "@automerge/automerge-repo"
+import { Repo, isValidAutomergeUrl, parseAutomergeUrl, stringifyAutomergeUrl } from "@automerge/automerge-repo"
 import { IndexedDBStorageAdapter } from "@automerge/automerge-repo-storage-indexeddb"
+import { Transaction } from "@codemirror/state"
 import { EditorView, basicSetup } from "codemirror"
 
 import { rememberDocument, rememberedDocuments, renderDocumentList, retitleDocument } from "./documents.js"
 import { remoteCursors, sharePresence } from "./presence.js"
 import { RelayConnection } from "./relay-connection.js"
 import { trackSaving } from "./saving.js"
-import { adoptAddressParameters, colourFor, relayUrl, saveToken, saveUserName, userName } from "./settings.js"
+import {
+  NAME_LENGTH,
+  adoptAddressParameters,
+  colourFor,
+  relayUrl,
+  saveToken,
+  saveUserName,
+  shareLinkFor,
+  userName,
+} from "./settings.js"
 
 /** Where the text lives in each document: `{ text: "…" }`. */
 const TEXT_PATH = ["text"]
@@ -42,8 +52,6 @@ const relay = new RelayConnection(relayUrl(), (state, reason) => {
   connection.textContent = STATE_LABELS[state]
   connection.title = reason ?? ""
   if (state === "refused") askForToken(reason)
-  // A document that was not here and not on the relay earlier may be there now.
-  if (state === "online" && opened?.failed) openFromAddress()
 })
 
 const repo = new Repo({
@@ -62,6 +70,7 @@ element("token-form").addEventListener("submit", () => {
 })
 
 nameInput.value = userName()
+nameInput.maxLength = NAME_LENGTH
 nameInput.addEventListener("change", () => {
   const name = nameInput.value.trim()
   if (!name) return
@@ -83,7 +92,7 @@ element("copy-link").addEventListener("click", async () => {
   }
 })
 
-/** The open document: `{ url, handle, view, presence, failed }`. */
+/** The open document: `{ url, handle, view, presence, onChange, stopSaving }`. */
 let opened = null
 /** Bumped on each navigation, so that a slow load cannot open over a later one. */
 let navigation = 0
@@ -104,9 +113,18 @@ function closeDocument() {
   share.hidden = true
 }
 
+/** The text after the address's `#`. */
+function addressedDocument() {
+  try {
+    return decodeURIComponent(location.hash.slice(1))
+  } catch {
+    return location.hash.slice(1) // malformed escapes: shown as typed
+  }
+}
+
 async function openFromAddress() {
   const generation = ++navigation
-  const url = decodeURIComponent(location.hash.slice(1))
+  const url = addressedDocument()
   if (!url) {
     // No document named: the most recent one, or a new one.
     const recent = rememberedDocuments()[0]?.url ?? repo.create({ text: "" }).url
@@ -118,23 +136,34 @@ async function openFromAddress() {
     showMessage(`“${url}” is not a document link (they look like automerge:…).`)
     return
   }
+  const { documentId, heads } = parseAutomergeUrl(url)
+  if (heads) {
+    // A link to a past version: this editor edits the current one.
+    location.replace(`#${stringifyAutomergeUrl({ documentId })}`)
+    return
+  }
   opened = { url }
   renderDocumentList(documentList, url)
   showMessage("Opening…")
   let handle
   try {
-    handle = await repo.find(url)
+    handle = await repo.find(url, { allowableStates: ["ready", "unavailable"] })
   } catch (error) {
-    if (generation !== navigation) return
-    opened.failed = true
-    showMessage(
-      connectionState === "online"
-        ? `Neither this browser nor the relay has this document (${error.message}).`
-        : "This document is not in this browser yet; it opens when the relay is reachable.",
-    )
+    if (generation === navigation) showMessage(`This document cannot be opened: ${error.message}`)
     return
   }
   if (generation !== navigation) return
+  if (!handle.isReady()) {
+    // Neither here nor on the relay (or the relay is out of reach): the repo asks peers
+    // again as they connect, and the editor opens when the document arrives.
+    showMessage(
+      connectionState === "online"
+        ? "Neither this browser nor the relay has this document yet; it opens when it arrives."
+        : "This document is not in this browser yet; it opens when the relay is reachable.",
+    )
+    await handle.whenReady(["ready"])
+    if (generation !== navigation) return
+  }
   if (typeof handle.doc()?.text !== "string") {
     showMessage("This document has no text to edit (it has no “text” field).")
     return
@@ -146,7 +175,7 @@ function showEditor(url, handle) {
   showMessage("")
   rememberDocument(url, handle.doc().text)
   renderDocumentList(documentList, url)
-  shareLink.value = `${location.origin}${location.pathname}#${url}`
+  shareLink.value = shareLinkFor(url)
   share.hidden = false
 
   const view = new EditorView({
@@ -158,7 +187,10 @@ function showEditor(url, handle) {
       automergeSyncPlugin({ handle, path: TEXT_PATH }),
       remoteCursors,
       EditorView.updateListener.of((update) => {
-        if (update.selectionSet || update.docChanged) opened?.presence?.selectionChanged()
+        // Only what this person did (typing, deleting, selecting: transactions with a user
+        // event) is shared: remote edits move nobody's cursor in automerge terms.
+        const local = update.transactions.some((transaction) => transaction.annotation(Transaction.userEvent))
+        if (local && (update.selectionSet || update.docChanged)) opened?.presence?.selectionChanged()
       }),
     ],
   })
@@ -175,20 +207,27 @@ function showEditor(url, handle) {
   view.focus()
 }
 
-window.addEventListener("hashchange", openFromAddress)
 // automerge-repo writes to IndexedDB at most every 100 ms; a reload or a closed tab right
 // after typing would lose the last keystrokes. Write them as soon as the page is asked to
 // go: at `pagehide` it is too late (chromium tears the page down before IndexedDB commits;
 // the browser tests lost keystrokes that way), at `beforeunload` the page still runs while
 // the browser fetches the next one.
-window.addEventListener("beforeunload", () => void repo.flush())
+const flushOpenDocument = () => {
+  if (opened?.handle?.isReady()) void repo.flush([opened.handle.documentId])
+}
+window.addEventListener("beforeunload", flushOpenDocument)
 window.addEventListener("pagehide", () => {
   opened?.presence?.stop()
-  void repo.flush()
+  flushOpenDocument()
+})
+// Back from the back/forward cache: presence was stopped at `pagehide`; open afresh.
+window.addEventListener("pageshow", (event) => {
+  if (event.persisted) openFromAddress()
 })
 document.addEventListener("visibilitychange", () => {
-  if (document.visibilityState === "hidden") void repo.flush()
+  if (document.visibilityState === "hidden") flushOpenDocument()
 })
+window.addEventListener("hashchange", openFromAddress)
 openFromAddress()
 
 // For the browser tests and for poking at from the console.

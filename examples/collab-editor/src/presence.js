@@ -6,6 +6,9 @@ import { Presence } from "@automerge/automerge-repo"
 import { StateEffect, StateField } from "@codemirror/state"
 import { Decoration, EditorView, WidgetType } from "@codemirror/view"
 
+import { NAME_LENGTH, isColour } from "./settings.js"
+
+const UNKNOWN_COLOUR = "#777777"
 const HEARTBEAT_MS = 2000
 const FORGET_AFTER_MS = 7000
 
@@ -102,8 +105,12 @@ export function sharePresence({ handle, path, view, name, colour, people }) {
     const peers = []
     const names = []
     for (const state of Object.values(presence.getPeerStates().value)) {
-      const { name: peerName, colour: peerColour, selection } = state.value ?? {}
-      if (!peerName) continue
+      // Whatever a peer sends is untrusted: a name is shown as text, cut to length, and a
+      // colour (which goes into a style) must be one of ours.
+      const { name, colour, selection } = state.value ?? {}
+      if (typeof name !== "string" || !name.trim()) continue
+      const peerName = name.slice(0, NAME_LENGTH)
+      const peerColour = isColour(colour) ? colour : UNKNOWN_COLOUR
       names.push({ name: peerName, colour: peerColour })
       if (!selection) continue
       try {

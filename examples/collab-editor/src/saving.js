@@ -9,8 +9,10 @@ const LABELS = { saving: "saving…", saved: "saved in this browser", failed: "n
 export function trackSaving({ repo, handle, element }) {
   let writing = false
   let changedMeanwhile = false
+  let stopped = false
 
   const show = (state, detail) => {
+    if (stopped) return // a write of the previous document ending after a switch
     element.dataset.state = state
     element.textContent = LABELS[state]
     element.title = detail ?? ""
@@ -38,6 +40,10 @@ export function trackSaving({ repo, handle, element }) {
   }
 
   handle.on("change", save)
-  show("saved")
-  return () => handle.off("change", save)
+  // A document that just arrived from the relay may not be written yet.
+  void save()
+  return () => {
+    stopped = true
+    handle.off("change", save)
+  }
 }
