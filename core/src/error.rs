@@ -17,6 +17,10 @@ pub enum Error {
     /// The document was deleted while this handle was open.
     #[error("document {0} was deleted")]
     DocumentDeleted(DocumentId),
+    /// [`Repo::create_with_id`](crate::Repo::create_with_id) was given the id of a document
+    /// this repo has.
+    #[error("document {0} exists already")]
+    DocumentExists(DocumentId),
     /// A stored chunk no longer matches its content hash: the bytes were damaged on disk.
     /// Other documents are unaffected.
     #[error("document {document} is damaged: chunk {chunk} does not match its hash")]

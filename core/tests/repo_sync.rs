@@ -419,3 +419,59 @@ async fn repos_on_sqlite_converge_through_disconnects_and_restarts() {
         repo.close().await.unwrap();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devices_that_created_one_id_offline_merge_when_they_meet() {
+    let dir = tempfile::tempdir().unwrap();
+    let alice = Repo::open(dir.path().join("alice.db")).await.unwrap();
+    let bob = Repo::open(dir.path().join("bob.db")).await.unwrap();
+    let id = DocumentId::random();
+
+    // Each creates the document on its own, never having met, with keys of its own.
+    let on_alice = alice
+        .create_with_id(id, |tx| tx.put(ROOT, "from alice", 1).map(|_| ()))
+        .await
+        .unwrap();
+    let on_bob = bob
+        .create_with_id(id, |tx| tx.put(ROOT, "from bob", 2).map(|_| ()))
+        .await
+        .unwrap();
+    assert_eq!(on_alice.id(), id);
+
+    // Again, here: refused, whether loaded or only stored; the first is untouched.
+    let again = alice.create_with_id(id, |_| Ok(())).await;
+    assert!(
+        matches!(again, Err(Error::DocumentExists(found)) if found == id),
+        "{again:?}"
+    );
+    drop(on_bob);
+    bob.close().await.unwrap();
+    let bob = Repo::open(dir.path().join("bob.db")).await.unwrap();
+    let again = bob.create_with_id(id, |_| Ok(())).await;
+    assert!(
+        matches!(again, Err(Error::DocumentExists(found)) if found == id),
+        "{again:?}"
+    );
+    let on_bob = bob.find(id).await.unwrap();
+    assert_eq!(number(&on_bob, "from bob"), Some(2));
+
+    join(&bob, &alice).await;
+    for (who, doc) in [("alice", &on_alice), ("bob", &on_bob)] {
+        eventually(&format!("{who} has both keys"), || async {
+            (number(doc, "from alice"), number(doc, "from bob")) == (Some(1), Some(2))
+        })
+        .await;
+    }
+    assert_eq!(on_alice.heads(), on_bob.heads());
+
+    // A deleted id is not created again behind the app's back.
+    let other = alice.create().await.unwrap().id();
+    alice.delete(other).await.unwrap();
+    let recreated = alice.create_with_id(other, |_| Ok(())).await;
+    assert!(
+        matches!(recreated, Err(Error::DocumentDeleted(found)) if found == other),
+        "{recreated:?}"
+    );
+    alice.close().await.unwrap();
+    bob.close().await.unwrap();
+}

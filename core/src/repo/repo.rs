@@ -248,7 +248,42 @@ impl Repo {
         F: FnOnce(&mut Transaction<'_>) -> std::result::Result<(), AutomergeError> + Send + 'static,
     {
         self.shared.ensure_open()?;
-        let id = DocumentId::random();
+        self.create_document(DocumentId::random(), init).await
+    }
+
+    /// Creates a document under an id the app chose, for documents that devices must be able
+    /// to start independently, offline, and merge when they meet: an id derived from a name
+    /// both know, say. Their histories are unrelated, so what the first changes write must
+    /// not collide: keys that are unique per device (as maps of new ids) merge, while two
+    /// devices both creating `notes` as a new map would each keep only one of them.
+    ///
+    /// Fails with [`Error::DocumentExists`] if this repo has the document (stored, loaded,
+    /// or just received from a peer): [`find`](Self::find) it instead. Fails with
+    /// [`Error::DocumentDeleted`] if it was deleted here.
+    pub async fn create_with_id<F>(&self, id: DocumentId, init: F) -> Result<DocHandle>
+    where
+        F: FnOnce(&mut Transaction<'_>) -> std::result::Result<(), AutomergeError> + Send + 'static,
+    {
+        self.shared.ensure_open()?;
+        if self.shared.deleted().contains(&id) {
+            return Err(Error::DocumentDeleted(id));
+        }
+        if self.loaded(id).is_some() {
+            return Err(Error::DocumentExists(id));
+        }
+        // Stored but not loaded: the storage refuses to create it again.
+        self.create_document(id, init)
+            .await
+            .map_err(|error| match error {
+                Error::Storage(StorageError::DocumentExists(id)) => Error::DocumentExists(id),
+                other => other,
+            })
+    }
+
+    async fn create_document<F>(&self, id: DocumentId, init: F) -> Result<DocHandle>
+    where
+        F: FnOnce(&mut Transaction<'_>) -> std::result::Result<(), AutomergeError> + Send + 'static,
+    {
         let encoding = self.shared.config.text_encoding;
         let doc = self
             .shared
