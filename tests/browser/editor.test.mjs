@@ -185,6 +185,9 @@ describe("with an anonymous relay (local development)", () => {
     await waitForConnection(bob, "online")
     const merged = await waitForSameText(alice, bob)
     assert.equal(merged, "typed online by alice. Line one\ntyped offline by bob. ")
+    // Back online, they see each other again.
+    await bob.page.waitForSelector("#people >> text=Alice", { timeout: WAIT_MS })
+    await alice.page.waitForSelector("#people >> text=Bob", { timeout: WAIT_MS })
     await bob.page.screenshot({ path: join(artifactsDir, "editor-after-offline-merge.png") })
     await leave(alice, bob)
   })

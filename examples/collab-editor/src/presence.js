@@ -70,12 +70,16 @@ function decorationsFor(peers, length) {
  * remote cursors and the `people` element up to date. Returns a function that stops it.
  */
 export function sharePresence({ handle, path, view, name, colour, people }) {
+  // All of this person's state is one channel, `me`, sent again at every heartbeat instead
+  // of an empty heartbeat. automerge-repo's Presence sends its state to a peer it does not
+  // know, but not to one that knew it before a reconnection (or that joined while its
+  // messages could not get through): that peer would never learn the name. Resending
+  // makes everyone whole within a heartbeat, whatever was lost.
+  const me = { name, colour, selection: null }
   const presence = new Presence({ handle })
-  presence.start({
-    initialState: { name, colour, selection: null },
-    heartbeatMs: HEARTBEAT_MS,
-    peerTtlMs: FORGET_AFTER_MS,
-  })
+  presence.start({ initialState: { me }, heartbeatMs: HEARTBEAT_MS, peerTtlMs: FORGET_AFTER_MS })
+  const share = () => presence.broadcast("me", { ...me })
+  const resend = setInterval(share, HEARTBEAT_MS)
 
   // Selections travel as automerge cursors, which stay on the same characters while text
   // is inserted before them, on both sides, whatever order the changes arrive in.
@@ -83,7 +87,8 @@ export function sharePresence({ handle, path, view, name, colour, people }) {
   const shareSelection = () => {
     const { anchor, head } = view.state.selection.main
     try {
-      presence.broadcast("selection", { anchor: cursorAt(anchor), head: cursorAt(head) })
+      me.selection = { anchor: cursorAt(anchor), head: cursorAt(head) }
+      share()
     } catch {
       // The text object does not exist yet (a document still arriving); nothing to share.
     }
@@ -107,7 +112,7 @@ export function sharePresence({ handle, path, view, name, colour, people }) {
     for (const state of Object.values(presence.getPeerStates().value)) {
       // Whatever a peer sends is untrusted: a name is shown as text, cut to length, and a
       // colour (which goes into a style) must be one of ours.
-      const { name, colour, selection } = state.value ?? {}
+      const { name, colour, selection } = state.value?.me ?? {}
       if (typeof name !== "string" || !name.trim()) continue
       const peerName = name.slice(0, NAME_LENGTH)
       const peerColour = isColour(colour) ? colour : UNKNOWN_COLOUR
@@ -144,10 +149,12 @@ export function sharePresence({ handle, path, view, name, colour, people }) {
     selectionChanged: shareSelection,
     /** Call when the person renamed themselves. */
     rename(newName, newColour) {
-      presence.broadcast("name", newName)
-      presence.broadcast("colour", newColour)
+      me.name = newName
+      me.colour = newColour
+      share()
     },
     stop() {
+      clearInterval(resend)
       for (const event of ["update", "snapshot", "goodbye", "pruning"]) presence.off(event, scheduleRender)
       handle.off("change", scheduleRender)
       presence.stop()
