@@ -475,3 +475,44 @@ async fn devices_that_created_one_id_offline_merge_when_they_meet() {
     alice.close().await.unwrap();
     bob.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_document_asked_of_peers_in_vain_can_then_be_created_under_its_id() {
+    let alice = Repo::in_memory();
+    let bob = Repo::in_memory();
+    join(&alice, &bob).await;
+    let id = DocumentId::random();
+
+    // Nobody has it: the find fails, and the sync driver keeps asking for it.
+    let missing = alice.find(id).await;
+    assert!(
+        matches!(missing, Err(Error::DocumentNotFound(_))),
+        "{missing:?}"
+    );
+
+    // So the app creates it; it is the one the driver syncs: bob gets it on asking.
+    let created = alice
+        .create_with_id(id, |tx| tx.put(ROOT, "made", 1).map(|_| ()))
+        .await
+        .unwrap();
+    let on_bob = common::find_eventually(&bob, id).await;
+    eventually("bob has alice's first change", || async {
+        number(&on_bob, "made") == Some(1)
+    })
+    .await;
+    // And what alice writes next reaches bob (one document, not a second copy).
+    put(&created, "later", 2).await;
+    eventually("bob has alice's next change", || async {
+        number(&on_bob, "later") == Some(2)
+    })
+    .await;
+
+    // Created again while it is loaded: refused, and nothing changed.
+    let again = alice
+        .create_with_id(id, |tx| tx.put(ROOT, "made", 9).map(|_| ()))
+        .await;
+    assert!(matches!(again, Err(Error::DocumentExists(_))), "{again:?}");
+    assert_eq!(number(&created, "made"), Some(1));
+    alice.close().await.unwrap();
+    bob.close().await.unwrap();
+}

@@ -11,7 +11,9 @@ use automerge::{Automerge, AutomergeError, ChangeHash, transaction::Transaction}
 use tokio::sync::oneshot;
 
 use super::{
-    doc_event::DocSubscription, document::Document, historic_view::HistoricView,
+    doc_event::DocSubscription,
+    document::{Change, Document},
+    historic_view::HistoricView,
     sync_driver::Command,
 };
 use crate::{
@@ -126,11 +128,36 @@ impl DocHandle {
         self.change_or(change)
     }
 
+    /// The first change of a document this replica does not have (see
+    /// [`Repo::create_with_id`](crate::Repo::create_with_id)).
+    pub(crate) fn first_change<F>(
+        &self,
+        init: F,
+    ) -> impl Future<Output = Result<Committed<()>>> + Send + use<F>
+    where
+        F: FnOnce(&mut Transaction<'_>) -> std::result::Result<(), AutomergeError> + Send + 'static,
+    {
+        self.apply(init, Change::First)
+    }
+
     /// [`change`](Self::change) with a closure that fails with any error that becomes
     /// weft's (rolled back as well).
     fn change_or<R, E, F>(
         &self,
         change: F,
+    ) -> impl Future<Output = Result<Committed<R>>> + Send + use<R, E, F>
+    where
+        F: FnOnce(&mut Transaction<'_>) -> std::result::Result<R, E> + Send + 'static,
+        E: Into<Error> + 'static,
+        R: Send + 'static,
+    {
+        self.apply(change, Change::Next)
+    }
+
+    fn apply<R, E, F>(
+        &self,
+        change: F,
+        kind: Change,
     ) -> impl Future<Output = Result<Committed<R>>> + Send + use<R, E, F>
     where
         F: FnOnce(&mut Transaction<'_>) -> std::result::Result<R, E> + Send + 'static,
@@ -146,8 +173,9 @@ impl DocHandle {
         } else {
             document.repo.executor.execute(document.id, move || {
                 let mut caller = Some(caller);
-                let applied =
-                    catch_unwind(AssertUnwindSafe(|| target.apply_local(change, &mut caller)));
+                let applied = catch_unwind(AssertUnwindSafe(|| {
+                    target.apply_local(change, &mut caller, kind);
+                }));
                 if let (Err(panic), Some(caller)) = (applied, caller) {
                     let _ = caller.send(Err(Error::from_panic(panic.as_ref())));
                 }

@@ -21,7 +21,8 @@ use std::{
 
 use automerge::{
     ActorId, Automerge, ChangeHash, LoadOptions, OnPartialLoad, PatchLog, ReadDoc, TextEncoding,
-    VerificationMode, transaction::Transaction,
+    VerificationMode,
+    transaction::{CommitOptions, Transaction},
 };
 use tokio::sync::{broadcast, oneshot};
 
@@ -125,6 +126,12 @@ impl StorageBook {
     /// Records a submission's outcome and returns what its caller is told. A submission
     /// stored while an earlier one of the document has failed is not acknowledged: its
     /// changes depend on the failed ones, which only a retry will store.
+    /// Whether nothing of the document is in storage or on its way there: its next write
+    /// creates it.
+    fn is_new(&self) -> bool {
+        !self.in_storage && self.pending.is_empty() && self.stored.is_empty()
+    }
+
     fn settle(&mut self, chunks: &[ChunkHash], result: WriteResult) -> WriteResult {
         let earlier_failed = !self.unsaved.is_empty();
         for hash in chunks {
@@ -283,6 +290,15 @@ impl Decoded {
     }
 }
 
+/// Which local change [`Document::apply_local`] makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Change {
+    /// A change to a document the replica has.
+    Next,
+    /// The first change of a document it does not have (see `Repo::create_with_id`).
+    First,
+}
+
 impl Document {
     pub(crate) fn new(id: DocumentId, decoded: Decoded, repo: Arc<RepoShared>) -> Self {
         let (events, _) = broadcast::channel(repo.config.event_capacity.max(1));
@@ -361,10 +377,17 @@ impl Document {
     /// thread to the caller); errors before that go at once. The write's outcome is recorded
     /// whether or not the caller still waits. Blocking: runs the caller's closure and
     /// automerge work.
+    ///
+    /// With [`Change::First`], the first change of a document this replica does not have:
+    /// refused with [`Error::DocumentExists`] if it has content or is stored by the time
+    /// this runs on the document's thread (a peer's changes may have arrived first), made
+    /// even if it writes nothing (peers take a document without heads for one they do not
+    /// have), and stored as the document.
     pub(crate) fn apply_local<R, E, F>(
         self: &Arc<Self>,
         change: F,
         caller: &mut Option<ChangeReply<R>>,
+        kind: Change,
     ) where
         F: FnOnce(&mut Transaction<'_>) -> std::result::Result<R, E>,
         E: Into<Error>,
@@ -373,6 +396,9 @@ impl Document {
         let mut state = self.write();
         if self.deleted.load(Ordering::Acquire) || self.book().gone {
             return reply(caller, Err(Error::DocumentDeleted(self.id)));
+        }
+        if kind == Change::First && (self.book().in_storage || !state.doc.get_heads().is_empty()) {
+            return reply(caller, Err(Error::DocumentExists(self.id)));
         }
         let emit_patches = self.events.receiver_count() > 0;
         let log = if emit_patches {
@@ -392,6 +418,10 @@ impl Document {
             }
         };
         let (hash, mut log) = tx.commit();
+        let hash = match hash {
+            None if kind == Change::First => Some(state.doc.empty_commit(CommitOptions::default())),
+            other => other,
+        };
         let heads = state.doc.get_heads();
         let Some(hash) = hash else {
             return reply(
@@ -408,7 +438,12 @@ impl Document {
             let error = Error::Internal(format!("committed change {hash} is missing"));
             return reply(caller, Err(error));
         };
-        let chunk = Chunk::new(ChunkKind::Incremental, change.bytes().into_owned());
+        // A document's first write is the whole document (here, this one change).
+        let bytes = if self.book().is_new() {
+            state.doc.save()
+        } else {
+            change.bytes().into_owned()
+        };
         let id = self.id;
         let mut waiting = caller.take();
         let committed = Committed {
@@ -423,8 +458,8 @@ impl Document {
             state.sync.write_started();
         }
         let syncing = Arc::downgrade(self);
-        self.submit_chunks(
-            chunk,
+        self.submit_changes(
+            bytes,
             &heads,
             Box::new(move |result| {
                 if counted && let Some(document) = syncing.upgrade() {
@@ -744,11 +779,13 @@ impl Document {
                 });
             }
         });
-        let creating = {
-            let book = self.book();
-            !book.in_storage && book.pending.is_empty() && book.stored.is_empty()
-        };
-        if !creating {
+        self.submit_changes(bytes, heads, done);
+    }
+
+    /// Stores changes: as the document, if it is not in storage yet (`bytes` must then be
+    /// the whole document), else as an incremental chunk. Call under the write lock.
+    fn submit_changes(self: &Arc<Self>, bytes: Vec<u8>, heads: &[ChangeHash], done: WriteDone) {
+        if !self.book().is_new() {
             return self.submit_chunks(Chunk::new(ChunkKind::Incremental, bytes), heads, done);
         }
         let chunk = Chunk::new(ChunkKind::Snapshot, bytes);

@@ -248,7 +248,24 @@ impl Repo {
         F: FnOnce(&mut Transaction<'_>) -> std::result::Result<(), AutomergeError> + Send + 'static,
     {
         self.shared.ensure_open()?;
-        self.create_document(DocumentId::random(), init).await
+        let id = DocumentId::random();
+        let encoding = self.shared.config.text_encoding;
+        let doc = self
+            .shared
+            .executor
+            .run(id, move || {
+                let mut doc = Automerge::new_with_encoding(encoding).with_actor(ActorId::random());
+                doc.transact(init).map_err(|failure| failure.error)?;
+                // Like automerge-repo's `create()`, a new document has a first change even
+                // when `init` wrote nothing: peers take a document without heads for one
+                // they do not have, and would answer `doc-unavailable`.
+                if doc.get_heads().is_empty() {
+                    doc.empty_commit(CommitOptions::default());
+                }
+                Ok::<_, Error>(doc)
+            })
+            .await??;
+        self.store_new(id, doc).await
     }
 
     /// Creates a document under an id the app chose, for documents that devices must be able
@@ -268,39 +285,16 @@ impl Repo {
         if self.shared.deleted().contains(&id) {
             return Err(Error::DocumentDeleted(id));
         }
-        if self.loaded(id).is_some() {
+        // The document as the sync driver sees it too: stored, loaded, or absent (maybe
+        // being asked of peers right now). The first change goes into that one, on the
+        // document's thread, which refuses it if content arrived first: no second copy.
+        let document = self.shared.load_for_sync(id).await?;
+        if document.is_available() {
             return Err(Error::DocumentExists(id));
         }
-        // Stored but not loaded: the storage refuses to create it again.
-        self.create_document(id, init)
-            .await
-            .map_err(|error| match error {
-                Error::Storage(StorageError::DocumentExists(id)) => Error::DocumentExists(id),
-                other => other,
-            })
-    }
-
-    async fn create_document<F>(&self, id: DocumentId, init: F) -> Result<DocHandle>
-    where
-        F: FnOnce(&mut Transaction<'_>) -> std::result::Result<(), AutomergeError> + Send + 'static,
-    {
-        let encoding = self.shared.config.text_encoding;
-        let doc = self
-            .shared
-            .executor
-            .run(id, move || {
-                let mut doc = Automerge::new_with_encoding(encoding).with_actor(ActorId::random());
-                doc.transact(init).map_err(|failure| failure.error)?;
-                // Like automerge-repo's `create()`, a new document has a first change even
-                // when `init` wrote nothing: peers take a document without heads for one
-                // they do not have, and would answer `doc-unavailable`.
-                if doc.get_heads().is_empty() {
-                    doc.empty_commit(CommitOptions::default());
-                }
-                Ok::<_, Error>(doc)
-            })
-            .await??;
-        self.store_new(id, doc).await
+        let handle = DocHandle::new(document);
+        handle.first_change(init).await?;
+        Ok(handle)
     }
 
     /// Imports automerge bytes (from `export`, `Automerge::save` or any automerge-repo) as a
