@@ -275,8 +275,9 @@ impl Repo {
     /// devices both creating `notes` as a new map would each keep only one of them.
     ///
     /// Fails with [`Error::DocumentExists`] if this repo has the document (stored, loaded,
-    /// or just received from a peer): [`find`](Self::find) it instead. Fails with
-    /// [`Error::DocumentDeleted`] if it was deleted here.
+    /// or received from a peer first): [`find`](Self::find) it instead. A document asked
+    /// of peers in vain can be created. Fails with [`Error::DocumentDeleted`] if it was
+    /// deleted since this repo was opened (a deleted id can be created again after that).
     pub async fn create_with_id<F>(&self, id: DocumentId, init: F) -> Result<DocHandle>
     where
         F: FnOnce(&mut Transaction<'_>) -> std::result::Result<(), AutomergeError> + Send + 'static,

@@ -187,16 +187,11 @@ impl App {
 
     fn edit(&mut self, key: KeyEvent, caret: Cursor) -> Option<Action> {
         let note = self.selected.clone()?;
-        let body = self
-            .selected_note()
-            .map(|note| note.body.clone())
-            .unwrap_or_default();
+        // The text and the caret as they are now (a remote change may not be drawn yet).
+        // (None: the note is gone.)
+        let (body, at) = self.notebook.body_and_cursor(&note, &caret)?;
         let length = body.chars().count();
-        let at = self
-            .notebook
-            .cursor_index(&note, &caret)
-            .unwrap_or(length)
-            .min(length);
+        let at = at.min(length);
         let splice = |at: usize, delete: usize, insert: String| Action::Splice {
             note: note.clone(),
             at,

@@ -2,21 +2,25 @@
 //! syncing with them directly, with no relay.
 //!
 //! Each instance advertises `_weft-notes._tcp` with its listening port, its peer id and a
-//! tag of its notebook (a hash: the name, which is the notebook's secret, never goes on the
-//! network). Of two instances of one notebook, the one with the lower peer id dials the
-//! other, so a pair makes one connection.
+//! tag of its notebook: a hash, so the name (the notebook's secret) never goes on the
+//! network, though a name that is easy to guess is easy to find from its hash. Of two instances of one notebook, the one with the lower peer id dials the
+//! other, so a pair makes one connection; the listener checks that the dialler knows the
+//! notebook's name (see `links`). An instance that leaves (its advertisement withdrawn or
+//! expired) is no longer dialled.
 
 use std::{
-    collections::HashSet,
+    collections::HashMap,
     net::{IpAddr, SocketAddr},
 };
 
 use mdns_sd::{ServiceDaemon, ServiceEvent, ServiceInfo};
-use sha2::{Digest, Sha256};
 use tokio::task::JoinHandle;
 use weft::PeerId;
 
-use crate::links::SharedLinks;
+use crate::{
+    links::SharedLinks,
+    notebook::{derive, hex},
+};
 
 /// The DNS-SD service type instances advertise and browse.
 const SERVICE: &str = "_weft-notes._tcp.local.";
@@ -54,30 +58,46 @@ impl Discovery {
 
         let own = peer.as_str().to_owned();
         let task = tokio::spawn(async move {
-            let mut dialled = HashSet::new();
+            // What this instance dials, by the other's service name: an instance that
+            // leaves is forgotten, one that comes back elsewhere is dialled there.
+            let mut dialled: HashMap<String, String> = HashMap::new();
             while let Ok(event) = found.recv_async().await {
-                let ServiceEvent::ServiceResolved(service) = event else {
-                    continue;
-                };
-                if service.get_property_val_str("notebook") != Some(tag.as_str()) {
-                    continue;
-                }
-                let Some(theirs) = service.get_property_val_str("peer") else {
-                    continue;
-                };
-                // Ourselves, or the other side of the pair dials.
-                if own.as_str() >= theirs || dialled.contains(theirs) {
-                    continue;
-                }
-                let addresses: Vec<IpAddr> = service
-                    .get_addresses()
-                    .iter()
-                    .map(|address| address.to_ip_addr())
-                    .collect();
-                if let Some(ip) = reachable(&addresses) {
-                    dialled.insert(theirs.to_owned());
-                    let url = format!("ws://{}/", SocketAddr::new(ip, service.get_port()));
-                    links.lock().await.dial(&url);
+                match event {
+                    ServiceEvent::ServiceResolved(service) => {
+                        if service.get_property_val_str("notebook") != Some(tag.as_str()) {
+                            continue;
+                        }
+                        let Some(theirs) = service.get_property_val_str("peer") else {
+                            continue;
+                        };
+                        // Ourselves, or the other side of the pair dials.
+                        if own.as_str() >= theirs {
+                            continue;
+                        }
+                        let addresses: Vec<IpAddr> = service
+                            .get_addresses()
+                            .iter()
+                            .map(|address| address.to_ip_addr())
+                            .collect();
+                        let Some(ip) = reachable(&addresses) else {
+                            continue;
+                        };
+                        let url = format!("ws://{}/", SocketAddr::new(ip, service.get_port()));
+                        let mut links = links.lock().await;
+                        match dialled.insert(service.get_fullname().to_owned(), url.clone()) {
+                            Some(old) if old == url => continue,
+                            Some(old) => links.forget(&old).await,
+                            None => {}
+                        }
+                        // The URL is made here from an address and a port: always valid.
+                        let _ = links.dial_peer(&url);
+                    }
+                    ServiceEvent::ServiceRemoved(_, fullname) => {
+                        if let Some(url) = dialled.remove(&fullname) {
+                            links.lock().await.forget(&url).await;
+                        }
+                    }
+                    _ => {}
                 }
             }
         });
@@ -97,10 +117,7 @@ impl Discovery {
 
 /// A tag that tells instances of one notebook apart without saying its name.
 fn notebook_tag(notebook: &str) -> String {
-    Sha256::digest(format!("weft-notes lan\0{notebook}").as_bytes())[..8]
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
+    hex(&derive("lan", notebook)[..8])
 }
 
 /// `text` as a DNS label: letters, digits and `-`, at most 63 bytes.
@@ -111,19 +128,14 @@ fn dns_label(text: &str) -> String {
         .collect()
 }
 
-/// The address to dial among those advertised: IPv4 first (an IPv6 link-local address
-/// would need its interface named), loopback last.
+/// The address to dial among those advertised: IPv4 (the app listens on IPv4), loopback
+/// last (another host's loopback is not this one's).
 fn reachable(addresses: &[IpAddr]) -> Option<IpAddr> {
-    let mut usable: Vec<IpAddr> = addresses
+    addresses
         .iter()
         .copied()
-        .filter(|ip| match ip {
-            IpAddr::V4(v4) => !v4.is_unspecified(),
-            IpAddr::V6(v6) => !v6.is_unspecified() && !v6.is_unicast_link_local(),
-        })
-        .collect();
-    usable.sort_by_key(|ip| (ip.is_ipv6(), ip.is_loopback(), *ip));
-    usable.first().copied()
+        .filter(|ip| ip.is_ipv4() && !ip.is_unspecified())
+        .min_by_key(|ip| (ip.is_loopback(), *ip))
 }
 
 #[cfg(test)]
@@ -132,19 +144,16 @@ mod tests {
 
     #[test]
     fn tags_and_labels() {
-        assert_eq!(notebook_tag("home"), notebook_tag("home"));
-        assert_ne!(notebook_tag("home"), notebook_tag("work"));
         assert_eq!(notebook_tag("home").len(), 16);
         assert_eq!(dns_label("weft-4f5f_66.x"), "weft-4f5f-66-x");
     }
 
     #[test]
-    fn ipv4_is_dialled_before_ipv6_and_link_local_is_not() {
-        let v4: IpAddr = "10.0.0.2".parse().unwrap_or(IpAddr::from([0, 0, 0, 0]));
-        let link_local: IpAddr = "fe80::1".parse().unwrap_or(v4);
-        let global: IpAddr = "2001:db8::1".parse().unwrap_or(v4);
-        assert_eq!(reachable(&[global, link_local, v4]), Some(v4));
-        assert_eq!(reachable(&[link_local]), None);
-        assert_eq!(reachable(&[global]), Some(global));
+    fn an_ipv4_address_is_dialled_and_loopback_last() {
+        let ip = |text: &str| text.parse::<IpAddr>().unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        let (lan, loopback, v6) = (ip("10.0.0.2"), ip("127.0.0.1"), ip("2001:db8::1"));
+        assert_eq!(reachable(&[v6, loopback, lan]), Some(lan));
+        assert_eq!(reachable(&[loopback]), Some(loopback));
+        assert_eq!(reachable(&[v6]), None);
     }
 }

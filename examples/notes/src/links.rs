@@ -1,13 +1,24 @@
 //! The app's connections: relays and peers it dials, and the address it accepts other
 //! instances on; and their state in words for the status line.
+//!
+//! Every connection carries the open notebook only: the dialled side and accepted peers
+//! may read and write that one document, whatever else the notes file holds. Peers (other
+//! instances) prove they know the notebook's name with a token derived from it; one that
+//! does not know it is refused before it gets anything.
 
 use std::{net::SocketAddr, sync::Arc};
 
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use weft::{
-    Repo,
-    net::{ConnectionState, Dialer, NetConfig, without_query},
+    DocumentId, Repo,
+    net::{
+        Authorize, ConnectionState, Dialer, NetConfig, Refused, Server, UpgradeRequest, peer_url,
+        without_query,
+    },
+    sync::{Access, Scope},
 };
+
+use crate::notebook::{derive, hex};
 
 /// One dialled address.
 #[derive(Debug)]
@@ -21,6 +32,8 @@ struct Link {
 #[derive(Debug)]
 pub(crate) struct Links {
     repo: Repo,
+    access: Access,
+    peer_token: String,
     dialled: Vec<Link>,
     listening: Option<(
         SocketAddr,
@@ -30,45 +43,66 @@ pub(crate) struct Links {
 }
 
 impl Links {
-    /// No connections yet.
-    pub(crate) fn new(repo: Repo) -> Self {
+    /// No connections yet; those made will carry the notebook `notebook` (named `name`).
+    pub(crate) fn new(repo: Repo, notebook: DocumentId, name: &str) -> Self {
+        let only_it = || Scope::documents([notebook]);
         Self {
             repo,
+            access: Access::new(only_it(), only_it()),
+            peer_token: peer_token(name),
             dialled: Vec::new(),
             listening: None,
         }
     }
 
-    /// Keeps a connection to `url` (a relay, or another instance's `--listen` address) up.
-    pub(crate) fn dial(&mut self, url: &str) {
-        if self.is_dialling(url) {
+    /// Keeps a connection to a relay at `url` up (with the token it carries, if any).
+    pub(crate) fn dial_relay(&mut self, url: &str) {
+        self.dial(url.to_owned());
+    }
+
+    /// Keeps a connection to another instance's `--listen` address up, proving that this
+    /// one knows the notebook's name. `url` must be valid ([`peer_url`]).
+    pub(crate) fn dial_peer(&mut self, url: &str) -> weft::Result<()> {
+        let with_token = peer_url(url, Some(&self.peer_token))?;
+        self.dial(with_token);
+        Ok(())
+    }
+
+    fn dial(&mut self, url: String) {
+        let label = without_query(&url).to_owned();
+        if self.dialled.iter().any(|link| link.label == label) {
             return;
         }
-        let dialer = self.repo.dial(url, NetConfig::default());
-        self.dialled.push(Link {
-            label: without_query(url).to_owned(),
-            dialer,
-        });
+        let dialer = self
+            .repo
+            .dial_with(url, NetConfig::default(), self.access.clone());
+        self.dialled.push(Link { label, dialer });
     }
 
-    /// Whether `url` is dialled already.
-    pub(crate) fn is_dialling(&self, url: &str) -> bool {
+    /// Stops dialling `url` (an instance that left the network).
+    pub(crate) async fn forget(&mut self, url: &str) {
         let label = without_query(url);
-        self.dialled.iter().any(|link| link.label == label)
+        if let Some(index) = self.dialled.iter().position(|link| link.label == label) {
+            self.dialled.remove(index).dialer.stop().await;
+        }
     }
 
-    /// Accepts other instances on `address`; returns the address bound (its port, if 0 was
-    /// asked for).
+    /// Accepts other instances of the notebook on `address`; returns the address bound
+    /// (its port, if 0 was asked for).
     pub(crate) async fn listen(&mut self, address: SocketAddr) -> std::io::Result<SocketAddr> {
         let listener = TcpListener::bind(address).await?;
         let bound = listener.local_addr()?;
         let (stop, stopped) = oneshot::channel::<()>();
-        let repo = self.repo.clone();
+        let server = Server::new(self.repo.clone()).authorize(Arc::new(KnowsTheNotebook {
+            token: self.peer_token.clone(),
+            access: self.access.clone(),
+        }));
         let task = tokio::spawn(async move {
-            weft::net::serve(repo, listener, NetConfig::default(), async {
-                let _ = stopped.await;
-            })
-            .await
+            server
+                .serve(listener, async {
+                    let _ = stopped.await;
+                })
+                .await
         });
         self.listening = Some((bound, stop, task));
         Ok(bound)
@@ -103,6 +137,37 @@ impl Links {
     }
 }
 
+/// What instances of the notebook `name` show each other: anyone who knows the name can
+/// work it out (the name is the secret), nobody else can.
+fn peer_token(name: &str) -> String {
+    hex(&derive("peer", name))
+}
+
+/// Accepts peers whose `?token=` shows they know the notebook's name, for that notebook
+/// only.
+#[derive(Debug)]
+struct KnowsTheNotebook {
+    token: String,
+    access: Access,
+}
+
+impl Authorize for KnowsTheNotebook {
+    fn authorize(&self, request: &UpgradeRequest) -> Result<Access, Refused> {
+        let given = request
+            .uri()
+            .query()
+            .unwrap_or("")
+            .split('&')
+            .find_map(|pair| pair.strip_prefix("token="));
+        if given == Some(self.token.as_str()) {
+            Ok(self.access.clone())
+        } else {
+            // Sent as "unauthorized: …", which weft dialers take as a refusal to stop on.
+            Err(Refused("this instance has another notebook".into()))
+        }
+    }
+}
+
 /// A connection state as the status line says it.
 pub(crate) fn state_in_words(state: &ConnectionState) -> String {
     match state {
@@ -111,12 +176,15 @@ pub(crate) fn state_in_words(state: &ConnectionState) -> String {
         }
         ConnectionState::Connecting { .. } => "connecting".into(),
         ConnectionState::Connected => "connected".into(),
-        ConnectionState::Offline { last_error, .. } => format!("offline ({last_error}), retrying"),
-        ConnectionState::Refused { reason } => format!("refused: {reason}"),
+        ConnectionState::Offline { last_error, .. } => {
+            format!("offline ({last_error}), retrying")
+        }
+        // The reason says it was refused ("refused by the peer: unauthorized: …").
+        ConnectionState::Refused { reason } => reason.clone(),
         ConnectionState::Stopped => "stopped".into(),
         _ => "unknown".into(),
     }
 }
 
-/// A shared handle, for the LAN discovery task to add links.
+/// A shared handle, for the LAN discovery task to add and remove links.
 pub(crate) type SharedLinks = Arc<tokio::sync::Mutex<Links>>;

@@ -70,18 +70,36 @@ async fn run(args: Args) -> Result<(), String> {
     let repo = Repo::open(&args.db)
         .await
         .map_err(|error| format!("cannot open {}: {error}", args.db.display()))?;
-    let notebook = Notebook::open(&repo, &args.notebook)
+    let outcome = run_on(&repo, &args).await;
+    // Closed on every path, so that every change is written before the process ends.
+    let closed = repo
+        .close()
+        .await
+        .map_err(|error| format!("closing the notes file: {error}"));
+    outcome.and(closed)
+}
+
+async fn run_on(repo: &Repo, args: &Args) -> Result<(), String> {
+    let notebook = Notebook::open(repo, &args.notebook)
         .await
         .map_err(|error| format!("cannot open the notebook: {error}"))?;
-
-    let links = Arc::new(Mutex::new(Links::new(repo.clone())));
-    let links_handle = links.clone();
+    let notebook_id = Notebook::id_for(&args.notebook);
+    let links = Arc::new(Mutex::new(Links::new(
+        repo.clone(),
+        notebook_id,
+        &args.notebook,
+    )));
     let mut discovery = None;
     {
-        let mut links = links.lock().await;
-        for url in args.relay.iter().chain(&args.peer) {
+        let mut links_now = links.lock().await;
+        for url in &args.relay {
             weft::net::peer_url(url, None).map_err(|error| error.to_string())?;
-            links.dial(url);
+            links_now.dial_relay(url);
+        }
+        for url in &args.peer {
+            links_now
+                .dial_peer(url)
+                .map_err(|error| error.to_string())?;
         }
         let listen = match (args.listen, args.lan) {
             (Some(address), _) => Some(address),
@@ -89,38 +107,35 @@ async fn run(args: Args) -> Result<(), String> {
             (None, false) => None,
         };
         if let Some(address) = listen {
-            let bound = links
+            let bound = links_now
                 .listen(address)
                 .await
                 .map_err(|error| format!("cannot listen on {address}: {error}"))?;
             if args.lan {
                 discovery = Some(
-                    lan::Discovery::start(
-                        &args.notebook,
-                        repo.peer_id(),
-                        bound,
-                        links_handle.clone(),
-                    )
-                    .map_err(|error| format!("cannot use the local network: {error}"))?,
+                    lan::Discovery::start(&args.notebook, repo.peer_id(), bound, links.clone())
+                        .map_err(|error| format!("cannot use the local network: {error}"))?,
                 );
             }
         }
     }
 
-    let mut terminal = ratatui::try_init().map_err(|error| format!("needs a terminal: {error}"))?;
+    let mut terminal = match ratatui::try_init() {
+        Ok(terminal) => terminal,
+        Err(error) => {
+            ratatui::restore(); // it may have got half way
+            return Err(format!("needs a terminal: {error}"));
+        }
+    };
     let outcome = interact(&mut terminal, App::new(notebook), &args.notebook, &links).await;
     ratatui::restore();
 
     if let Some(discovery) = discovery {
         discovery.stop().await;
     }
-    drop(links_handle);
     if let Ok(links) = Arc::try_unwrap(links) {
         links.into_inner().stop().await;
     }
-    repo.close()
-        .await
-        .map_err(|error| format!("closing the notes file: {error}"))?;
     outcome
 }
 

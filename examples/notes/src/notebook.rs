@@ -37,9 +37,8 @@ pub(crate) struct Notebook {
 impl Notebook {
     /// The document id of the notebook called `name`: the same on every device.
     pub(crate) fn id_for(name: &str) -> DocumentId {
-        let digest = Sha256::digest(format!("weft-notes notebook\0{name}").as_bytes());
         let mut bytes = [0u8; 16];
-        bytes.copy_from_slice(&digest[..16]);
+        bytes.copy_from_slice(&derive("notebook", name)[..16]);
         DocumentId::from_random_bytes(bytes)
     }
 
@@ -139,6 +138,16 @@ impl Notebook {
         })
     }
 
+    /// A note's body and where `cursor` is in it, read at one moment.
+    pub(crate) fn body_and_cursor(&self, note: &str, cursor: &Cursor) -> Option<(String, usize)> {
+        let body = self.body_of(note)?;
+        self.handle.with_doc(|doc| {
+            let text = doc.text(&body).ok()?;
+            let at = doc.get_cursor_position(&body, cursor, None).ok()?;
+            Some((text, at))
+        })
+    }
+
     /// Where `cursor` is now in a note's body.
     pub(crate) fn cursor_index(&self, note: &str, cursor: &Cursor) -> Option<usize> {
         let body = self.body_of(note)?;
@@ -155,6 +164,18 @@ impl Notebook {
             }
         })
     }
+}
+
+/// What devices derive from a notebook's name for one `purpose` (its document id, the LAN
+/// tag, the token peers show): the same everywhere, and different per purpose, so that
+/// one never gives away another.
+pub(crate) fn derive(purpose: &str, name: &str) -> [u8; 32] {
+    Sha256::digest(format!("weft-notes {purpose}\0{name}").as_bytes()).into()
+}
+
+/// Bytes as lowercase hex.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 /// A note under `id`, if that key holds one (anything else in the document is ignored).
@@ -194,6 +215,14 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+
+    #[test]
+    fn derived_values_depend_on_the_name_and_the_purpose() {
+        assert_eq!(derive("peer", "home"), derive("peer", "home"));
+        assert_ne!(derive("peer", "home"), derive("peer", "work"));
+        assert_ne!(derive("peer", "home"), derive("lan", "home"));
+        assert_eq!(hex(&[0, 171, 255]), "00abff");
+    }
 
     #[test]
     fn a_name_gives_the_same_id_everywhere_and_names_differ() {

@@ -5,7 +5,7 @@
 
 mod support;
 
-use support::{Terminal, free_port, wait_exit};
+use support::{Terminal, documents_in, free_port, wait_exit};
 use weft_relay::{RelayConfig, auth::Anonymous, run};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -114,15 +114,23 @@ fn two_instances_sync_directly_without_a_relay() {
         screen.contains("(1 connected in all)")
     });
 
-    // A different notebook name is a different notebook: nothing of theirs shows.
+    // An instance of another notebook is refused by A, and gets nothing of it.
     let c = Terminal::start(
         dir.path(),
         &["--db", "c.db", "--notebook", "other", "--peer", &peer],
     );
-    c.wait_for("C connected", |screen| screen.contains(": connected"));
-    let screen = c.screen();
+    let screen = c.wait_for("C refused", |screen| {
+        screen.contains("refused by the peer: unauthorized: this instance has another notebook")
+    });
     assert!(
         screen.contains("0 notes") && !screen.contains("Written by"),
         "{screen}"
+    );
+    c.press(&["q"]);
+    wait_exit(&c);
+    assert_eq!(
+        documents_in(&dir.path().join("c.db")),
+        1,
+        "C stores its own notebook only"
     );
 }

@@ -158,3 +158,14 @@ pub(crate) fn wait_exit(terminal: &Terminal) {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// How many documents the notes file at `db` holds (read after its app quit).
+pub(crate) fn documents_in(db: &Path) -> usize {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let repo = weft::Repo::open(db).await.unwrap();
+        let count = repo.list().await.unwrap().len();
+        repo.close().await.unwrap();
+        count
+    })
+}
