@@ -229,3 +229,53 @@ async fn closing_the_repo_writes_changes_whose_write_failed() {
     repo.close().await.unwrap();
     assert_eq!(stored_keys(&observer, doc.id()).await, ["a"]);
 }
+
+#[tokio::test]
+async fn a_document_created_under_its_id_whose_first_write_failed_is_kept_and_stored_later() {
+    // Three ways its changes reach storage after the first write failed: the next change,
+    // closing the repo, unloading the document.
+    for way in ["next change", "close", "unload"] {
+        let Setup {
+            repo,
+            storage,
+            observer,
+        } = setup(no_compaction());
+        let id = DocumentId::random();
+        storage.failures.store(1, Ordering::Release);
+        let created = repo
+            .create_with_id(id, |tx| tx.put(ROOT, "a", 1).map(|_| ()))
+            .await;
+        assert!(is_disk_full(&created), "{way}: {created:?}");
+        // It is in memory, so it exists: creating it again is refused, finding it works.
+        let again = repo.create_with_id(id, |_| Ok(())).await;
+        assert!(
+            matches!(again, Err(Error::DocumentExists(_))),
+            "{way}: {again:?}"
+        );
+        let doc = repo.find(id).await.unwrap();
+        match way {
+            "next change" => {
+                // The retry creates it whole: acknowledged, not "an earlier write failed".
+                doc.change(|tx| tx.put(ROOT, "b", 2)).await.unwrap();
+                assert_eq!(stored_keys(&observer, id).await, ["a", "b"], "{way}");
+            }
+            "close" => {
+                drop(doc);
+                repo.close().await.unwrap();
+                assert_eq!(stored_keys(&observer, id).await, ["a"], "{way}");
+            }
+            _ => {
+                drop(doc);
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+                while observer.list().await.unwrap().is_empty() {
+                    assert!(
+                        tokio::time::Instant::now() < deadline,
+                        "{way}: never written"
+                    );
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                assert_eq!(stored_keys(&observer, id).await, ["a"], "{way}");
+            }
+        }
+    }
+}

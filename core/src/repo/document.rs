@@ -123,15 +123,15 @@ impl StorageBook {
         (snapshot, incremental)
     }
 
-    /// Records a submission's outcome and returns what its caller is told. A submission
-    /// stored while an earlier one of the document has failed is not acknowledged: its
-    /// changes depend on the failed ones, which only a retry will store.
     /// Whether nothing of the document is in storage or on its way there: its next write
-    /// creates it.
+    /// creates it (and must hold the whole document).
     fn is_new(&self) -> bool {
         !self.in_storage && self.pending.is_empty() && self.stored.is_empty()
     }
 
+    /// Records a submission's outcome and returns what its caller is told. A submission
+    /// stored while an earlier one of the document has failed is not acknowledged: its
+    /// changes depend on the failed ones, which only a retry will store.
     fn settle(&mut self, chunks: &[ChunkHash], result: WriteResult) -> WriteResult {
         let earlier_failed = !self.unsaved.is_empty();
         for hash in chunks {
@@ -166,14 +166,43 @@ impl StorageBook {
                     .retain(|chunk| !replaced.contains(&chunk.hash()));
                 self.stored
                     .push((snapshot.hash(), ChunkKind::Snapshot, snapshot.len() as u64));
+                self.in_storage = true;
             }
-            Err(StorageError::DocumentNotFound(_)) => self.gone = true,
+            // Deleted, if it was stored; else simply not stored yet (its changes wait in
+            // `unsaved` for the next write, which creates it).
+            Err(StorageError::DocumentNotFound(_)) if self.in_storage => self.gone = true,
             Err(_) => {}
         }
     }
 }
 
 type WriteResult = std::result::Result<(), StorageError>;
+
+/// The write that stores `snapshot` (the whole document, at `heads`) in place of the chunks
+/// `replaces`: a compaction, or the document's creation if it was never stored (`creating`:
+/// a compaction of a document storage does not have would fail as if it were deleted).
+fn snapshot_write(
+    creating: bool,
+    id: DocumentId,
+    snapshot: Chunk,
+    replaces: Vec<ChunkHash>,
+    heads: Vec<ChangeHash>,
+) -> WriteOp {
+    if creating {
+        WriteOp::CreateDocument {
+            id,
+            chunk: snapshot,
+            heads,
+            now: now_millis(),
+        }
+    } else {
+        WriteOp::Compact {
+            id,
+            snapshot,
+            replaces,
+        }
+    }
+}
 
 /// Where the outcome of a local change goes: resolved once its write is reported.
 pub(crate) type ChangeReply<R> = oneshot::Sender<Result<Committed<R>>>;
@@ -584,11 +613,14 @@ impl Document {
                         .chain(book.pending.iter().chain(&book.unsaved).map(Chunk::hash))
                         .collect()
                 };
-                let write = WriteOp::Compact {
-                    id: this.id,
-                    snapshot: snapshot.clone(),
-                    replaces: replaces.clone(),
-                };
+                let creating = this.book().is_new();
+                let write = snapshot_write(
+                    creating,
+                    this.id,
+                    snapshot.clone(),
+                    replaces.clone(),
+                    state.doc.get_heads(),
+                );
                 let (sender, outcome) = oneshot::channel();
                 let document = this.clone();
                 // Submitted under the read lock: ordered after every change it covers.
@@ -789,7 +821,12 @@ impl Document {
             return self.submit_chunks(Chunk::new(ChunkKind::Incremental, bytes), heads, done);
         }
         let chunk = Chunk::new(ChunkKind::Snapshot, bytes);
-        self.book().pending.push(chunk.clone());
+        {
+            let mut book = self.book();
+            // The whole document: it covers whatever an earlier, failed creation held.
+            book.unsaved.clear();
+            book.pending.push(chunk.clone());
+        }
         let hashes = vec![chunk.hash()];
         let write = WriteOp::CreateDocument {
             id: self.id,
@@ -863,6 +900,10 @@ impl Drop for Document {
         if !idle_due && book.unsaved.is_empty() {
             return;
         }
+        let creating = book.is_new();
+        if creating && book.unsaved.is_empty() {
+            return; // never had anything to store (a document asked of peers in vain)
+        }
         // No write is pending (each holds the document), so stored and unsaved are all.
         let replaces: Vec<ChunkHash> = book
             .stored
@@ -875,11 +916,7 @@ impl Drop for Document {
         let (id, storage) = (self.id, self.repo.storage.clone());
         let save = move || {
             let snapshot = Chunk::new(ChunkKind::Snapshot, doc.save());
-            let write = WriteOp::Compact {
-                id,
-                snapshot,
-                replaces,
-            };
+            let write = snapshot_write(creating, id, snapshot, replaces, doc.get_heads());
             storage.submit_with(
                 vec![write],
                 Box::new(move |result| match result {

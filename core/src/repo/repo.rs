@@ -278,6 +278,9 @@ impl Repo {
     /// or received from a peer first): [`find`](Self::find) it instead. A document asked
     /// of peers in vain can be created. Fails with [`Error::DocumentDeleted`] if it was
     /// deleted since this repo was opened (a deleted id can be created again after that).
+    /// If storing the first change fails, the error is returned and, as with
+    /// [`DocHandle::change`], the change stays in the document and is written (and synced)
+    /// with the next write: calling this again then finds it exists.
     pub async fn create_with_id<F>(&self, id: DocumentId, init: F) -> Result<DocHandle>
     where
         F: FnOnce(&mut Transaction<'_>) -> std::result::Result<(), AutomergeError> + Send + 'static,
@@ -293,8 +296,16 @@ impl Repo {
         if document.is_available() {
             return Err(Error::DocumentExists(id));
         }
-        let handle = DocHandle::new(document);
-        handle.first_change(init).await?;
+        let handle = DocHandle::new(document.clone());
+        handle
+            .first_change(init)
+            .await
+            .map_err(|error| match error {
+                Error::Storage(StorageError::DocumentExists(id)) => Error::DocumentExists(id),
+                other => other,
+            })?;
+        // A `find` of this id still waiting on peers hears that it is here now.
+        super::sync_driver::open(&document);
         Ok(handle)
     }
 

@@ -1108,7 +1108,8 @@ fn add_peer(doc: &Arc<Document>, peer: &SharedPeer) {
     });
 }
 
-fn open(doc: &Arc<Document>) {
+/// Tells `doc`'s synchroniser the app opened it: a `find` waiting for it hears it is ready.
+pub(crate) fn open(doc: &Arc<Document>) {
     doc.sync_later(|sync, doc, cx, out| {
         sync.open(cx, doc, out);
         SyncOutcome::default()

@@ -188,8 +188,10 @@ impl App {
     fn edit(&mut self, key: KeyEvent, caret: Cursor) -> Option<Action> {
         let note = self.selected.clone()?;
         // The text and the caret as they are now (a remote change may not be drawn yet).
-        // (None: the note is gone.)
-        let (body, at) = self.notebook.body_and_cursor(&note, &caret)?;
+        let Some((body, at)) = self.notebook.body_and_cursor(&note, &caret) else {
+            self.message = Some("the note was deleted on another device".into());
+            return None;
+        };
         let length = body.chars().count();
         let at = at.min(length);
         let splice = |at: usize, delete: usize, insert: String| Action::Splice {

@@ -18,7 +18,7 @@ use tokio::task::JoinHandle;
 use weft::PeerId;
 
 use crate::{
-    links::SharedLinks,
+    links::{Links, SharedLinks},
     notebook::{derive, hex},
 };
 
@@ -83,18 +83,17 @@ impl Discovery {
                             continue;
                         };
                         let url = format!("ws://{}/", SocketAddr::new(ip, service.get_port()));
+                        let moved = dialled.insert(service.get_fullname().to_owned(), url.clone());
                         let mut links = links.lock().await;
-                        match dialled.insert(service.get_fullname().to_owned(), url.clone()) {
-                            Some(old) if old == url => continue,
-                            Some(old) => links.forget(&old).await,
-                            None => {}
+                        if let Some(old) = moved.filter(|old| *old != url) {
+                            forget_unless_used(&mut links, &dialled, &old);
                         }
                         // The URL is made here from an address and a port: always valid.
-                        let _ = links.dial_peer(&url);
+                        let _ = links.dial_peer(&url, true);
                     }
                     ServiceEvent::ServiceRemoved(_, fullname) => {
                         if let Some(url) = dialled.remove(&fullname) {
-                            links.lock().await.forget(&url).await;
+                            forget_unless_used(&mut *links.lock().await, &dialled, &url);
                         }
                     }
                     _ => {}
@@ -112,6 +111,14 @@ impl Discovery {
         }
         self.task.abort();
         let _ = self.task.await;
+    }
+}
+
+/// Stops dialling `url` unless another instance found is there now (one that restarted on
+/// the same port with a new peer id, while the old one's record expires).
+fn forget_unless_used(links: &mut Links, dialled: &HashMap<String, String>, url: &str) {
+    if !dialled.values().any(|other| other == url) {
+        links.forget_discovered(url);
     }
 }
 

@@ -26,6 +26,8 @@ struct Link {
     /// What to call it on screen (the URL without its token).
     label: String,
     dialer: Dialer,
+    /// Found on the LAN (and forgotten when it leaves), not given by the user.
+    discovered: bool,
 }
 
 /// Every connection of the app.
@@ -57,18 +59,19 @@ impl Links {
 
     /// Keeps a connection to a relay at `url` up (with the token it carries, if any).
     pub(crate) fn dial_relay(&mut self, url: &str) {
-        self.dial(url.to_owned());
+        self.dial(url.to_owned(), false);
     }
 
-    /// Keeps a connection to another instance's `--listen` address up, proving that this
-    /// one knows the notebook's name. `url` must be valid ([`peer_url`]).
-    pub(crate) fn dial_peer(&mut self, url: &str) -> weft::Result<()> {
+    /// Keeps a connection to another instance's `--listen` address up (`discovered` on the
+    /// LAN, or given by the user), proving that this one knows the notebook's name. `url`
+    /// must be valid ([`peer_url`]) and carry no token of its own.
+    pub(crate) fn dial_peer(&mut self, url: &str, discovered: bool) -> weft::Result<()> {
         let with_token = peer_url(url, Some(&self.peer_token))?;
-        self.dial(with_token);
+        self.dial(with_token, discovered);
         Ok(())
     }
 
-    fn dial(&mut self, url: String) {
+    fn dial(&mut self, url: String, discovered: bool) {
         let label = without_query(&url).to_owned();
         if self.dialled.iter().any(|link| link.label == label) {
             return;
@@ -76,15 +79,20 @@ impl Links {
         let dialer = self
             .repo
             .dial_with(url, NetConfig::default(), self.access.clone());
-        self.dialled.push(Link { label, dialer });
+        self.dialled.push(Link {
+            label,
+            dialer,
+            discovered,
+        });
     }
 
-    /// Stops dialling `url` (an instance that left the network).
-    pub(crate) async fn forget(&mut self, url: &str) {
+    /// Stops dialling `url` if it was found on the LAN (an instance that left). The dialer
+    /// stops once dropped, without holding up the caller (or the screen, which waits for
+    /// this lock).
+    pub(crate) fn forget_discovered(&mut self, url: &str) {
         let label = without_query(url);
-        if let Some(index) = self.dialled.iter().position(|link| link.label == label) {
-            self.dialled.remove(index).dialer.stop().await;
-        }
+        self.dialled
+            .retain(|link| !(link.discovered && link.label == label));
     }
 
     /// Accepts other instances of the notebook on `address`; returns the address bound

@@ -98,7 +98,7 @@ async fn run_on(repo: &Repo, args: &Args) -> Result<(), String> {
         }
         for url in &args.peer {
             links_now
-                .dial_peer(url)
+                .dial_peer(url, false)
                 .map_err(|error| error.to_string())?;
         }
         let listen = match (args.listen, args.lan) {
@@ -120,15 +120,17 @@ async fn run_on(repo: &Repo, args: &Args) -> Result<(), String> {
         }
     }
 
-    let mut terminal = match ratatui::try_init() {
-        Ok(terminal) => terminal,
+    let outcome = match ratatui::try_init() {
+        Ok(mut terminal) => {
+            let outcome = interact(&mut terminal, App::new(notebook), &args.notebook, &links).await;
+            ratatui::restore();
+            outcome
+        }
         Err(error) => {
             ratatui::restore(); // it may have got half way
-            return Err(format!("needs a terminal: {error}"));
+            Err(format!("needs a terminal: {error}"))
         }
     };
-    let outcome = interact(&mut terminal, App::new(notebook), &args.notebook, &links).await;
-    ratatui::restore();
 
     if let Some(discovery) = discovery {
         discovery.stop().await;
