@@ -65,8 +65,15 @@ impl Links {
     /// Keeps a connection to another instance's `--listen` address up (`discovered` on the
     /// LAN, or given by the user), proving that this one knows the notebook's name. `url`
     /// must be valid ([`peer_url`]) and carry no token of its own.
-    pub(crate) fn dial_peer(&mut self, url: &str, discovered: bool) -> weft::Result<()> {
-        let with_token = peer_url(url, Some(&self.peer_token))?;
+    pub(crate) fn dial_peer(&mut self, url: &str, discovered: bool) -> Result<(), String> {
+        if without_query(url) != url {
+            return Err(format!(
+                "{url}: a --peer address takes no query (instances show a token derived from \
+                 the notebook's name)"
+            ));
+        }
+        let with_token =
+            peer_url(url, Some(&self.peer_token)).map_err(|error| error.to_string())?;
         self.dial(with_token, discovered);
         Ok(())
     }

@@ -97,9 +97,7 @@ async fn run_on(repo: &Repo, args: &Args) -> Result<(), String> {
             links_now.dial_relay(url);
         }
         for url in &args.peer {
-            links_now
-                .dial_peer(url, false)
-                .map_err(|error| error.to_string())?;
+            links_now.dial_peer(url, false)?;
         }
         let listen = match (args.listen, args.lan) {
             (Some(address), _) => Some(address),
