@@ -214,7 +214,7 @@ describe("with an anonymous relay (local development)", () => {
     assert.equal(await text(carol), "kept in the browser. ")
     await alice.page.close()
 
-    // A new tab of the same browser (same storage, not cut off) brings the suite.relay, and so
+    // A new tab of the same browser (same storage, not cut off) brings the relay, and so
     // Carol, up to date.
     await newTab(alice)
     await open(alice, `${suite.relay.httpUrl}#${url}`)

@@ -9,7 +9,7 @@ mod support;
 
 use std::process::Command;
 
-use support::{Terminal, documents_in, wait_exit};
+use support::{Terminal, quit_and_count_documents};
 
 /// Two network namespaces joined by a veth pair (10.77.x.1 and .2), deleted when dropped.
 struct Lan {
@@ -120,10 +120,8 @@ fn two_instances_on_a_lan_find_each_other_and_sync() {
         !screen.contains("Found on the LAN") && !screen.contains("ws://"),
         "{screen}"
     );
-    c.press(&["q"]);
-    wait_exit(&c);
     assert_eq!(
-        documents_in(&dir.path().join("c.db")),
+        quit_and_count_documents(&c, &dir.path().join("c.db")),
         1,
         "C stores its own notebook only"
     );

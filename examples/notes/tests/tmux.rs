@@ -5,7 +5,7 @@
 
 mod support;
 
-use support::{Terminal, documents_in, free_port, wait_exit};
+use support::{Terminal, free_port, quit_and_count_documents, wait_exit};
 use weft_relay::{RelayConfig, auth::Anonymous, run};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -126,10 +126,8 @@ fn two_instances_sync_directly_without_a_relay() {
         screen.contains("0 notes") && !screen.contains("Written by"),
         "{screen}"
     );
-    c.press(&["q"]);
-    wait_exit(&c);
     assert_eq!(
-        documents_in(&dir.path().join("c.db")),
+        quit_and_count_documents(&c, &dir.path().join("c.db")),
         1,
         "C stores its own notebook only"
     );

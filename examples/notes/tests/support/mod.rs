@@ -159,8 +159,15 @@ pub(crate) fn wait_exit(terminal: &Terminal) {
     }
 }
 
+/// Quits the app in `terminal` and returns how many documents its notes file `db` holds.
+pub(crate) fn quit_and_count_documents(terminal: &Terminal, db: &Path) -> usize {
+    terminal.press(&["q"]);
+    wait_exit(terminal);
+    documents_in(db)
+}
+
 /// How many documents the notes file at `db` holds (read after its app quit).
-pub(crate) fn documents_in(db: &Path) -> usize {
+fn documents_in(db: &Path) -> usize {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let repo = weft::Repo::open(db).await.unwrap();
