@@ -3,7 +3,7 @@
 use std::{
     fmt::Write as _,
     sync::{
-        Arc, Mutex, OnceLock,
+        Arc, Mutex, MutexGuard, OnceLock,
         atomic::{AtomicU8, Ordering},
         mpsc::{Receiver, SyncSender, TrySendError, sync_channel},
     },
@@ -64,6 +64,13 @@ const BACKLOG: usize = 1024;
 static LEVEL: AtomicU8 = AtomicU8::new(0);
 static LISTENER: Mutex<Option<Arc<dyn LogListener>>> = Mutex::new(None);
 static FORWARDING: OnceLock<Result<SyncSender<Record>, String>> = OnceLock::new();
+/// Held by the logging thread while it checks a record against [`LEVEL`] and hands it to the
+/// listener, and by [`set_log_listener`] and [`clear_log_listener`] while they change them: a
+/// record queued before a change is judged by the new settings, never delivered after the
+/// change returns under the old ones.
+static DELIVERY: Mutex<()> = Mutex::new(());
+/// The logging thread's name, which tells a listener's own call to change the settings.
+const LOGGING_THREAD: &str = "weft-log";
 
 struct Record {
     level: LogLevel,
@@ -72,26 +79,37 @@ struct Record {
 }
 
 /// Sends weft's log records at `level` or more severe to `listener`, replacing any listener
-/// set before. Raises `Internal` if the process already has another `tracing` subscriber
-/// (an app that embeds weft from Rust and logs itself).
+/// set before. Once it returns, no record less severe than `level` reaches a listener, not
+/// even one logged before the call. Raises `Internal` if the process already has another
+/// `tracing` subscriber (an app that embeds weft from Rust and logs itself).
 #[uniffi::export]
 pub fn set_log_listener(listener: Arc<dyn LogListener>, level: LogLevel) -> Result<(), WeftError> {
     FORWARDING
         .get_or_init(start_forwarding)
         .as_ref()
         .map_err(|error| WeftError::Internal(error.clone()))?;
+    let _settled = wait_for_delivery();
     let previous = lock(&LISTENER).replace(listener);
     LEVEL.store(level.rank(), Ordering::Release);
-    drop(previous); // outside the lock: freeing a foreign object calls into the host
+    drop(previous); // outside the listener's lock: freeing a foreign object calls into the host
     Ok(())
 }
 
-/// Stops forwarding log records.
+/// Stops forwarding log records; once it returns, no listener is called again.
 #[uniffi::export]
 pub fn clear_log_listener() {
+    let _settled = wait_for_delivery();
     LEVEL.store(0, Ordering::Release);
     let previous = lock(&LISTENER).take();
     drop(previous);
+}
+
+/// Waits for the record being delivered, if any, and keeps the next one back until the guard
+/// is dropped. A listener that changes the settings from `on_log` runs on the logging thread,
+/// which holds the lock already.
+fn wait_for_delivery() -> Option<MutexGuard<'static, ()>> {
+    let on_logging_thread = std::thread::current().name() == Some(LOGGING_THREAD);
+    (!on_logging_thread).then(|| lock(&DELIVERY))
 }
 
 /// Installs the forwarding layer and starts the thread that calls the listener.
@@ -102,7 +120,7 @@ fn start_forwarding() -> Result<SyncSender<Record>, String> {
         .try_init()
         .map_err(|error| format!("weft's logs cannot be forwarded: {error}"))?;
     std::thread::Builder::new()
-        .name("weft-log".to_owned())
+        .name(LOGGING_THREAD.to_owned())
         .spawn(move || deliver(&receiver))
         .map_err(|error| format!("the logging thread could not start: {error}"))?;
     Ok(records)
@@ -112,6 +130,10 @@ fn start_forwarding() -> Result<SyncSender<Record>, String> {
 /// that logs through weft only queues more records here, so it cannot recurse.
 fn deliver(records: &Receiver<Record>) {
     for record in records {
+        let _delivering = lock(&DELIVERY);
+        if record.level.rank() > LEVEL.load(Ordering::Acquire) {
+            continue; // queued before the level was lowered
+        }
         let listener = lock(&LISTENER).clone();
         if let Some(listener) = listener {
             let _ = listener.on_log(record.level, record.target, record.message);

@@ -4184,7 +4184,7 @@ public func version() -> String  {
 })
 }
 /**
- * Stops forwarding log records.
+ * Stops forwarding log records; once it returns, no listener is called again.
  */
 public func clearLogListener()  {try! rustCall() {
         uniffiCallStatus in
@@ -4194,8 +4194,9 @@ public func clearLogListener()  {try! rustCall() {
 }
 /**
  * Sends weft's log records at `level` or more severe to `listener`, replacing any listener
- * set before. Raises `Internal` if the process already has another `tracing` subscriber
- * (an app that embeds weft from Rust and logs itself).
+ * set before. Once it returns, no record less severe than `level` reaches a listener, not
+ * even one logged before the call. Raises `Internal` if the process already has another
+ * `tracing` subscriber (an app that embeds weft from Rust and logs itself).
  */
 public func setLogListener(listener: LogListener, level: LogLevel)throws   {try rustCallWithError(FfiConverterTypeWeftError_lift) {
         uniffiCallStatus in
@@ -4224,10 +4225,10 @@ private let initializationResult: InitializationResult = {
     if (uniffi_weft_ffi_checksum_func_version() != 4137) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_weft_ffi_checksum_func_clear_log_listener() != 31252) {
+    if (uniffi_weft_ffi_checksum_func_clear_log_listener() != 35420) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_weft_ffi_checksum_func_set_log_listener() != 41031) {
+    if (uniffi_weft_ffi_checksum_func_set_log_listener() != 13027) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_weft_ffi_checksum_method_connection_disconnect() != 55774) {
