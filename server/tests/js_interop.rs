@@ -16,7 +16,7 @@ use common::{
 use serde_json::json;
 use tokio::{net::TcpListener, sync::oneshot};
 use weft::{
-    AutomergeUrl, DocEvent, Repo,
+    AutomergeUrl, DocEvent, DocumentId, Repo,
     automerge::{ROOT, transaction::Transactable},
 };
 use weft_relay::{
@@ -43,12 +43,11 @@ async fn js_read_until(
     panic!("timed out waiting for {what}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn official_js_clients_sync_through_weft_relay() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("relay");
-    // The relay requires tokens (no anonymous access); both clients carry one in the URL,
-    // which is how the official JS client can present it.
+/// Starts a relay in `dir` that requires tokens (no anonymous access), and returns its URL
+/// with a token that may write everything: the official JS client can present a token only
+/// in the URL.
+async fn relay_with_token(dir: &std::path::Path) -> (String, oneshot::Sender<()>) {
+    let data = dir.join("relay");
     let (secret, _, _) = secret::read_or_create(&data).unwrap();
     let claims = Claims {
         sub: "interop".to_owned(),
@@ -60,15 +59,44 @@ async fn official_js_clients_sync_through_weft_relay() {
     let token = mint(&secret, &claims).unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("ws://{}/?token={token}", listener.local_addr().unwrap());
-    let (_stop, stopped) = oneshot::channel::<()>();
+    let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(run(listener, RelayConfig::new(data), async {
         let _ = stopped.await;
     }));
-    let Some((mut js, _)) = JsPeer::spawn(&["ws-client", &url], 0).await else {
+    (url, stop)
+}
+
+/// An official JS client and a weft device, both connected to a relay that requires tokens.
+struct JsClientAndDevice {
+    js: JsPeer,
+    device: Repo,
+    _dialer: weft::net::Dialer,
+    _stop: oneshot::Sender<()>,
+}
+
+impl JsClientAndDevice {
+    /// `None` where node is missing (outside the README's test command).
+    async fn start(dir: &std::path::Path) -> Option<Self> {
+        let (url, stop) = relay_with_token(dir).await;
+        let (js, _) = JsPeer::spawn(&["ws-client", &url], 0).await?;
+        let device = Repo::in_memory();
+        let dialer = online(&device, &url).await;
+        Some(Self {
+            js,
+            device,
+            _dialer: dialer,
+            _stop: stop,
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn official_js_clients_sync_through_weft_relay() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(mut world) = JsClientAndDevice::start(dir.path()).await else {
         return;
     };
-    let device = Repo::in_memory();
-    let _dialer = online(&device, &url).await;
+    let (js, device) = (&mut world.js, &world.device);
 
     // Made in JS, read by weft.
     let created = js
@@ -76,7 +104,7 @@ async fn official_js_clients_sync_through_weft_relay() {
         .await;
     let js_url = created["url"].as_str().unwrap().to_owned();
     let id = js_url.parse::<AutomergeUrl>().unwrap().document_id();
-    let shared = find_eventually(&device, id).await;
+    let shared = find_eventually(device, id).await;
     eventually("weft reads the JS document", || async {
         number(&shared, "n") == Some(1)
     })
@@ -86,7 +114,7 @@ async fn official_js_clients_sync_through_weft_relay() {
     let made = device.create().await.unwrap();
     made.change(|tx| tx.put(ROOT, "made", 7)).await.unwrap();
     let answer = js_read_until(
-        &mut js,
+        js,
         &made.url().to_string(),
         "JS reads weft's document",
         |a| a["doc"]["made"] == json!(7),
@@ -105,7 +133,7 @@ async fn official_js_clients_sync_through_weft_relay() {
         number(&shared, "js-side") == Some(2)
     })
     .await;
-    let answer = js_read_until(&mut js, &js_url, "JS converges", |a| {
+    let answer = js_read_until(js, &js_url, "JS converges", |a| {
         a["doc"]["rust-side"] == json!(3) && sorted_heads(a) == bs58_heads(&shared)
     })
     .await;
@@ -143,6 +171,38 @@ async fn official_js_clients_sync_through_weft_relay() {
     let missing = js.command(json!({"cmd": "missing"})).await;
     assert_eq!(missing["event"], "unavailable", "{missing}");
     assert!(missing["ms"].as_u64().unwrap() < 1000, "{missing}");
+}
+
+/// A JS client that asks the relay for a document no device has uploaded yet hears it is
+/// unavailable, and automerge-repo then asks again only when it reconnects: the relay must
+/// send the document when it arrives, as the official JS server does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_js_client_that_asked_too_early_gets_the_document_when_it_arrives() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(mut world) = JsClientAndDevice::start(dir.path()).await else {
+        return;
+    };
+    let (js, device) = (&mut world.js, &world.device);
+
+    let id = DocumentId::random();
+    let early_url = AutomergeUrl::from(id).to_string();
+    let early = js
+        .try_command(&json!({"cmd": "read", "url": early_url}))
+        .await;
+    assert_eq!(early["event"], json!("error"), "nobody has it yet: {early}");
+    assert!(
+        early["message"].as_str().unwrap().contains("unavailable"),
+        "{early}"
+    );
+
+    device
+        .create_with_id(id, |tx| tx.put(ROOT, "late", 1))
+        .await
+        .unwrap();
+    js_read_until(js, &early_url, "JS gets the late document", |a| {
+        a["doc"]["late"] == json!(1)
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

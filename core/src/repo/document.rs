@@ -739,7 +739,7 @@ impl Document {
             tracing::debug!(document = %self.id, ?took, "slow sync work");
         }
         outcome.deadline = sync.next_deadline(&cx);
-        outcome.forgettable = sync.forgettable(doc);
+        outcome.forgettable = sync.forgettable(doc).then(|| sync.asked_in_vain());
         let unhandled = self.handles.load(Ordering::Acquire) == 0;
         outcome.unused = sync.unused() && unhandled;
         outcome.quiet = sync.quiet() && unhandled;

@@ -1,5 +1,6 @@
 //! The async API apps use: [`Repo`], [`DocHandle`], subscriptions and historic views.
 
+mod awaited;
 mod config;
 mod doc_event;
 mod doc_handle;

@@ -15,6 +15,7 @@ use std::{
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::{
+    awaited::Awaited,
     doc_event::DocEvent,
     document::{Document, now_millis},
     repo::RepoShared,
@@ -199,8 +200,9 @@ pub(crate) struct SyncOutcome {
     pub(crate) engaged: Vec<ConnectionId>,
     /// When the synchroniser next has timed work (filled in by `Document::sync_work`).
     pub(crate) deadline: Option<Millis>,
-    /// The document is not here and nobody waits for it (filled in likewise).
-    pub(crate) forgettable: bool,
+    /// The document is not here and nobody waits for it any more: the peers that asked for
+    /// it in vain, to be sent it if it arrives (filled in likewise).
+    pub(crate) forgettable: Option<Vec<ConnectionId>>,
     /// No peer syncs it, nothing of it is pending, and the app holds no handle: the
     /// driver lets it go (filled in likewise).
     pub(crate) unused: bool,
@@ -326,6 +328,7 @@ impl SyncHandle {
             stop,
             stopping,
             dormant: HashMap::new(),
+            awaited: Awaited::default(),
             last_active: HashMap::new(),
             quiet: HashMap::new(),
             offered: HashMap::new(),
@@ -401,6 +404,8 @@ struct Driver {
     /// to those again when the document is loaded again, and its ephemeral messages still
     /// reach them meanwhile.
     dormant: HashMap<DocumentId, Vec<ConnectionId>>,
+    /// Documents peers asked for while they were not here: offered to them when they arrive.
+    awaited: Awaited,
     /// When each loaded document last had a message or sent one.
     last_active: HashMap<DocumentId, Millis>,
     /// Loaded documents whose latest sync work (this sequence number) found them quiet.
@@ -436,6 +441,7 @@ impl Driver {
                         self.connections.clear();
                         self.repo.peers.send_replace(Vec::new());
                         self.dormant.clear();
+                        self.awaited.clear();
                         self.offered.clear();
                         self.docs.clear();
                         self.waiting.clear();
@@ -550,8 +556,12 @@ impl Driver {
                 self.carry_out(std::mem::take(&mut out));
                 // A document nobody has and nobody waits for any more is let go, so that
                 // requests for random ids cannot fill a relay's memory.
-                if current && outcome.forgettable && !self.waiting.contains_key(&document) {
+                if current
+                    && let Some(asked_in_vain) = &outcome.forgettable
+                    && !self.waiting.contains_key(&document)
+                {
                     self.forget(document);
+                    self.awaited.asked_in_vain(document, asked_in_vain);
                 }
                 // Nobody uses it (or it was loaded only to be offered, and its peers have
                 // it all now): let it go (it unloads once its last sync work is done), so a
@@ -622,6 +632,7 @@ impl Driver {
                 if same {
                     self.forget(document);
                     self.dormant.remove(&document);
+                    self.awaited.arrived(document); // deleted: nobody is sent it
                     self.unsynced.remove(&document);
                 }
             }
@@ -851,6 +862,7 @@ impl Driver {
                     connections.retain(|c| *c != connection);
                     !connections.is_empty()
                 });
+                self.awaited.connection_ended(connection);
                 self.repo
                     .peers
                     .send_modify(|peers| peers.retain(|p| p.connection != connection));
@@ -1029,8 +1041,10 @@ impl Driver {
             sync.retain_peers(cx, doc, &connected, out);
             SyncOutcome::default()
         });
-        // Peers that synced it before it was let go while idle are offered it again.
-        let resumed = self.dormant.remove(&doc.id).unwrap_or_default();
+        // Peers that synced it before it was let go while idle are offered it again, and
+        // those that asked for it while it was not here are offered it now.
+        let mut resumed = self.dormant.remove(&doc.id).unwrap_or_default();
+        resumed.extend(self.awaited.arrived(doc.id));
         for peer in self.hub.peers() {
             let peer = peer.clone();
             let resume = resumed.contains(&peer.connection);

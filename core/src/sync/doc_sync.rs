@@ -608,6 +608,15 @@ impl DocSync {
             })
     }
 
+    /// The peers that asked for the document and were told it is unavailable.
+    pub(crate) fn asked_in_vain(&self) -> Vec<ConnectionId> {
+        self.peers
+            .iter()
+            .filter(|(_, peer)| peer.wants && peer.told_unavailable)
+            .map(|(connection, _)| *connection)
+            .collect()
+    }
+
     /// Sends an ephemeral payload to the document's peers.
     /// `count` numbers the message within this replica's session: one counter for all
     /// documents, since JS peers drop a count they have seen from the session.
