@@ -31,6 +31,7 @@
 
 pub mod access;
 mod error;
+pub mod history;
 pub mod id;
 pub mod net;
 pub mod observe;
@@ -46,6 +47,7 @@ struct ReadmeDoctests;
 
 pub use automerge;
 pub use error::{Error, Result};
+pub use history::{BlameSpan, ChangeInfo, ChangeOptions, HistoryPage};
 pub use id::{AutomergeUrl, DocumentId, PeerId, StorageId};
 pub use repo::{
     ChangeOrigin, Committed, CompactionPolicy, DocChange, DocEvent, DocHandle, DocSubscription,

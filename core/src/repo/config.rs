@@ -88,6 +88,12 @@ pub struct RepoConfig {
     /// stores a whole grapheme per text element, so this replica's text and positions no
     /// longer match its peers' (whose elements are code points).
     pub text_encoding: TextEncoding,
+    /// Who makes this repo's changes: a user id (an account name, an email), recorded on
+    /// every local change as automerge's author and shown in each document's history.
+    /// `None` (the default): changes name no author. It is what this device claims; a
+    /// relay that checks tokens records who actually delivered each change (see the
+    /// relay's audit).
+    pub author: Option<String>,
 }
 
 impl Default for RepoConfig {
@@ -100,6 +106,7 @@ impl Default for RepoConfig {
             observer: Arc::new(Unobserved),
             idle_unload: Some(Duration::from_secs(60)),
             text_encoding: TextEncoding::UnicodeCodePoint,
+            author: None,
         }
     }
 }

@@ -17,7 +17,7 @@ use super::{
     sync_driver::Command,
 };
 use crate::{
-    AutomergeUrl, DocumentId, Error, Result,
+    AutomergeUrl, ChangeOptions, DocumentId, Error, Result,
     access::{self, Edit, Path, Value},
 };
 
@@ -125,7 +125,21 @@ impl DocHandle {
         F: FnOnce(&mut Transaction<'_>) -> std::result::Result<R, AutomergeError> + Send + 'static,
         R: Send + 'static,
     {
-        self.change_or(change)
+        self.change_or(change, ChangeOptions::default())
+    }
+
+    /// [`change`](Self::change) with a message for the document's history, or a time other
+    /// than now.
+    pub fn change_with<R, F>(
+        &self,
+        options: ChangeOptions,
+        change: F,
+    ) -> impl Future<Output = Result<Committed<R>>> + Send + use<R, F>
+    where
+        F: FnOnce(&mut Transaction<'_>) -> std::result::Result<R, AutomergeError> + Send + 'static,
+        R: Send + 'static,
+    {
+        self.change_or(change, options)
     }
 
     /// The first change of a document this replica does not have (see
@@ -137,7 +151,7 @@ impl DocHandle {
     where
         F: FnOnce(&mut Transaction<'_>) -> std::result::Result<(), AutomergeError> + Send + 'static,
     {
-        self.apply(init, Change::First)
+        self.apply(init, Change::First, ChangeOptions::default())
     }
 
     /// [`change`](Self::change) with a closure that fails with any error that becomes
@@ -145,19 +159,21 @@ impl DocHandle {
     fn change_or<R, E, F>(
         &self,
         change: F,
+        options: ChangeOptions,
     ) -> impl Future<Output = Result<Committed<R>>> + Send + use<R, E, F>
     where
         F: FnOnce(&mut Transaction<'_>) -> std::result::Result<R, E> + Send + 'static,
         E: Into<Error> + 'static,
         R: Send + 'static,
     {
-        self.apply(change, Change::Next)
+        self.apply(change, Change::Next, options)
     }
 
     fn apply<R, E, F>(
         &self,
         change: F,
         kind: Change,
+        options: ChangeOptions,
     ) -> impl Future<Output = Result<Committed<R>>> + Send + use<R, E, F>
     where
         F: FnOnce(&mut Transaction<'_>) -> std::result::Result<R, E> + Send + 'static,
@@ -174,7 +190,7 @@ impl DocHandle {
             document.repo.executor.execute(document.id, move || {
                 let mut caller = Some(caller);
                 let applied = catch_unwind(AssertUnwindSafe(|| {
-                    target.apply_local(change, &mut caller, kind);
+                    target.apply_local(change, &mut caller, kind, &options);
                 }));
                 if let (Err(panic), Some(caller)) = (applied, caller) {
                     let _ = caller.send(Err(Error::from_panic(panic.as_ref())));
@@ -225,7 +241,20 @@ impl DocHandle {
         &self,
         edits: Vec<Edit>,
     ) -> impl Future<Output = Result<Committed<()>>> + Send + use<> {
-        self.change_or(move |tx| edits.iter().try_for_each(|edit| access::apply(tx, edit)))
+        self.edit_with(edits, ChangeOptions::default())
+    }
+
+    /// [`edit`](Self::edit) with a message for the document's history, or a time other than
+    /// now.
+    pub fn edit_with(
+        &self,
+        edits: Vec<Edit>,
+        options: ChangeOptions,
+    ) -> impl Future<Output = Result<Committed<()>>> + Send + use<> {
+        self.change_or(
+            move |tx| edits.iter().try_for_each(|edit| access::apply(tx, edit)),
+            options,
+        )
     }
 
     /// Sends an ephemeral payload (presence, a cursor) to the document's peers, which

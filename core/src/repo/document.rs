@@ -21,8 +21,7 @@ use std::{
 
 use automerge::{
     ActorId, Automerge, ChangeHash, LoadOptions, OnPartialLoad, PatchLog, ReadDoc, TextEncoding,
-    VerificationMode,
-    transaction::{CommitOptions, Transaction},
+    VerificationMode, transaction::Transaction,
 };
 use tokio::sync::{broadcast, oneshot};
 
@@ -34,6 +33,7 @@ use super::{
 };
 use crate::{
     DocumentId, Error, Result, StorageId,
+    history::{ChangeOptions, author::set_local_author},
     store::{Chunk, ChunkHash, ChunkKind, StorageError, StoredDocument, WriteDone, WriteOp},
     sync::{
         Effect, Millis, Notification, StorageTask,
@@ -417,6 +417,7 @@ impl Document {
         change: F,
         caller: &mut Option<ChangeReply<R>>,
         kind: Change,
+        options: &ChangeOptions,
     ) where
         F: FnOnce(&mut Transaction<'_>) -> std::result::Result<R, E>,
         E: Into<Error>,
@@ -429,6 +430,7 @@ impl Document {
         if kind == Change::First && (self.book().in_storage || !state.doc.get_heads().is_empty()) {
             return reply(caller, Err(Error::DocumentExists(self.id)));
         }
+        set_local_author(&mut state.doc, self.repo.config.author.as_deref());
         let emit_patches = self.events.receiver_count() > 0;
         let log = if emit_patches {
             PatchLog::active()
@@ -446,9 +448,9 @@ impl Document {
                 return reply(caller, Err(error.into()));
             }
         };
-        let (hash, mut log) = tx.commit();
+        let (hash, mut log) = tx.commit_with(options.commit_options());
         let hash = match hash {
-            None if kind == Change::First => Some(state.doc.empty_commit(CommitOptions::default())),
+            None if kind == Change::First => Some(state.doc.empty_commit(options.commit_options())),
             other => other,
         };
         let heads = state.doc.get_heads();

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use automerge::{Automerge, ChangeHash, ReadDoc, hydrate};
 
 use super::{doc_handle::DocHandle, document::Document};
-use crate::{Error, Result};
+use crate::{Error, Result, history::as_of::missing_heads};
 
 /// A document as it was at some heads. Reads go to the live document's history (automerge's
 /// `*_at` reads), so making a view copies nothing; [`fork`](Self::fork) makes an owned copy.
@@ -19,14 +19,7 @@ pub struct HistoricView {
 
 impl HistoricView {
     pub(crate) fn new(document: Arc<Document>, heads: &[ChangeHash]) -> Result<Self> {
-        let missing: Vec<ChangeHash> = {
-            let state = document.read();
-            heads
-                .iter()
-                .filter(|head| state.doc.get_change_meta_by_hash(head).is_none())
-                .copied()
-                .collect()
-        };
+        let missing = missing_heads(&document.read().doc, heads);
         if !missing.is_empty() {
             return Err(Error::UnknownHeads {
                 document: document.id,

@@ -4,6 +4,7 @@ mod awaited;
 mod config;
 mod doc_event;
 mod doc_handle;
+mod doc_history;
 mod document;
 mod executor;
 mod historic_view;

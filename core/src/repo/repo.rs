@@ -12,10 +12,7 @@ use std::{
     time::Duration,
 };
 
-use automerge::{
-    ActorId, Automerge, AutomergeError,
-    transaction::{CommitOptions, Transaction},
-};
+use automerge::{ActorId, Automerge, AutomergeError, transaction::Transaction};
 use futures_util::FutureExt;
 use tokio::sync::watch;
 use tokio_util::task::TaskTracker;
@@ -29,7 +26,8 @@ use super::{
     timed_storage::TimedStorage,
 };
 use crate::{
-    DocumentId, Error, PeerId, Result, StorageId,
+    ChangeOptions, DocumentId, Error, PeerId, Result, StorageId,
+    history::author::set_local_author,
     store::{
         Chunk, ChunkKind, DocumentMeta, MemoryStorage, SqliteStorage, Storage, StorageError,
         WriteDone, WriteOp,
@@ -250,17 +248,21 @@ impl Repo {
         self.shared.ensure_open()?;
         let id = DocumentId::random();
         let encoding = self.shared.config.text_encoding;
+        let author = self.shared.config.author.clone();
         let doc = self
             .shared
             .executor
             .run(id, move || {
-                let mut doc = Automerge::new_with_encoding(encoding).with_actor(ActorId::random());
-                doc.transact(init).map_err(|failure| failure.error)?;
+                let mut doc = Automerge::new_with_encoding(encoding);
+                set_local_author(&mut doc, author.as_deref());
+                let options = ChangeOptions::default();
+                doc.transact_with(|_| options.commit_options(), init)
+                    .map_err(|failure| failure.error)?;
                 // Like automerge-repo's `create()`, a new document has a first change even
                 // when `init` wrote nothing: peers take a document without heads for one
                 // they do not have, and would answer `doc-unavailable`.
                 if doc.get_heads().is_empty() {
-                    doc.empty_commit(CommitOptions::default());
+                    doc.empty_commit(options.commit_options());
                 }
                 Ok::<_, Error>(doc)
             })

@@ -528,7 +528,9 @@ impl DocSync {
         out: &mut Vec<Effect>,
     ) -> Result<(), automerge::AutomergeError> {
         let before = doc.get_heads();
-        doc.transact(change.0).map_err(|failure| failure.error)?;
+        let options = crate::ChangeOptions::default();
+        doc.transact_with(|_| options.commit_options(), change.0)
+            .map_err(|failure| failure.error)?;
         let after = doc.get_heads();
         if after != before {
             self.store_new_changes(doc, &before, out);

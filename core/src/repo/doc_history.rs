@@ -1,0 +1,82 @@
+//! The history methods of [`DocHandle`]: the change log, the document at a time, diffs and
+//! blame (see [`history`](crate::history)). Each runs on the document's thread.
+
+use automerge::{ChangeHash, ObjType, Patch};
+
+use super::{doc_handle::DocHandle, historic_view::HistoricView};
+use crate::{
+    BlameSpan, Error, HistoryPage, Result,
+    access::{Path, object},
+    history::{as_of, blame, listing},
+};
+
+impl DocHandle {
+    /// Up to `limit` changes of the document's history, newest first, starting from `from`
+    /// (heads; `None`: the document as it is now). Pass the page's
+    /// [`next`](HistoryPage::next) as `from` for the page after. A page costs about the
+    /// same however long the history is. Fails with [`Error::UnknownHeads`] if `from`
+    /// names a change the document does not have.
+    ///
+    /// "Newest" follows the changes' causal order: a change is always listed before the
+    /// changes it builds on; concurrent changes come in the order automerge numbered their
+    /// operations, which follows their times only as far as the devices' clocks agree.
+    pub async fn history(
+        &self,
+        from: Option<Vec<ChangeHash>>,
+        limit: usize,
+    ) -> Result<HistoryPage> {
+        let id = self.id();
+        self.read(move |doc| {
+            let from = from.unwrap_or_else(|| doc.get_heads());
+            listing::list(doc, &from, limit).map_err(|missing| Error::UnknownHeads {
+                document: id,
+                missing,
+            })
+        })
+        .await?
+    }
+
+    /// The heads of the document as it was at `time` (seconds since the Unix epoch): every
+    /// change stamped at or before it, with what those build on. Empty if the document is
+    /// younger. Reads the metadata of the whole history (no change is rebuilt).
+    pub async fn heads_at_time(&self, time: i64) -> Result<Vec<ChangeHash>> {
+        self.read(move |doc| as_of::heads_at_time(doc, time)).await
+    }
+
+    /// A read-only view of the document as it was at `time` (see
+    /// [`heads_at_time`](Self::heads_at_time) and [`view_at`](Self::view_at)).
+    pub async fn view_at_time(&self, time: i64) -> Result<HistoricView> {
+        let heads = self.heads_at_time(time).await?;
+        self.view_at(&heads)
+    }
+
+    /// What changed from `from` to `to` (heads; either may be older, and `from` empty is
+    /// the empty document), as automerge patches with paths from the root. Fails with
+    /// [`Error::UnknownHeads`] if either names a change the document does not have.
+    pub async fn diff(&self, from: Vec<ChangeHash>, to: Vec<ChangeHash>) -> Result<Vec<Patch>> {
+        let id = self.id();
+        self.read(move |doc| {
+            let mut missing = as_of::missing_heads(doc, &from);
+            missing.extend(as_of::missing_heads(doc, &to));
+            if !missing.is_empty() {
+                return Err(Error::UnknownHeads {
+                    document: id,
+                    missing,
+                });
+            }
+            Ok(doc.diff(&from, &to))
+        })
+        .await?
+    }
+
+    /// Who wrote which part of the text at `path`, as it is now: runs of characters by one
+    /// author (or, for changes without one, one actor), in order, covering the text. Fails
+    /// with [`Error::InvalidPath`] if `path` is not a text.
+    pub async fn blame(&self, path: Path) -> Result<Vec<BlameSpan>> {
+        self.read(move |doc| match object(doc, &path)? {
+            (text, ObjType::Text) => Ok(blame::blame(doc, &text)),
+            _ => Err(path.error("this is not a text")),
+        })
+        .await?
+    }
+}

@@ -1,0 +1,253 @@
+//! A document's history as users of weft read it: authors and messages that survive a
+//! restart and sync, the document at a time, diffs, and blame. Real SQLite files; repos
+//! sync through the engine over in-memory transports.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly
+
+mod common;
+
+use std::path::Path as FsPath;
+
+use common::eventually;
+use weft::{
+    ChangeOptions, DocHandle, Error, Repo, RepoConfig, Role, Transport,
+    access::Path,
+    automerge::{
+        ChangeHash, ObjId, ObjType, Patch, PatchAction, ROOT, ReadDoc, transaction::Transactable,
+    },
+};
+
+fn authored(author: &str) -> RepoConfig {
+    let mut config = RepoConfig::default();
+    config.author = Some(author.to_owned());
+    config
+}
+
+async fn open(dir: &FsPath, author: &str) -> Repo {
+    Repo::open_with(dir.join(format!("{author}.sqlite")), authored(author))
+        .await
+        .unwrap()
+}
+
+async fn join(dialer: &Repo, listener: &Repo) {
+    let (a, b) = Transport::pair();
+    listener.connect(a, Role::Accept).await.unwrap();
+    dialer.connect(b, Role::Dial).await.unwrap();
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// The text object at `key` of the root.
+fn text_at(doc: &DocHandle, key: &str) -> ObjId {
+    doc.with_doc(|d| d.get(ROOT, key).unwrap().unwrap().1)
+}
+
+#[tokio::test]
+async fn authors_messages_and_times_are_kept_across_a_restart_and_sync() {
+    let dir = tempfile::tempdir().unwrap();
+    let before = now();
+    let ana = open(dir.path(), "ana").await;
+    let doc = ana
+        .create_with(|tx| tx.put(ROOT, "title", "groceries").map(|_| ()))
+        .await
+        .unwrap();
+    let renamed = doc
+        .change_with(ChangeOptions::message("renamed the list"), |tx| {
+            tx.put(ROOT, "title", "weekend")
+        })
+        .await
+        .unwrap();
+    let id = doc.id();
+    drop(doc);
+    ana.close().await.unwrap();
+
+    // Reopened from SQLite: the same history, newest first.
+    let ana = open(dir.path(), "ana").await;
+    let doc = ana.find(id).await.unwrap();
+    let page = doc.history(None, 10).await.unwrap();
+    assert_eq!(page.next, None);
+    assert_eq!(page.changes.len(), 2);
+    let (newest, first) = (&page.changes[0], &page.changes[1]);
+    assert_eq!(Some(newest.hash), renamed.change);
+    assert_eq!(newest.message.as_deref(), Some("renamed the list"));
+    assert_eq!(first.message, None);
+    for change in &page.changes {
+        assert_eq!(change.author.as_deref(), Some("ana"));
+        assert!(
+            (before..=now()).contains(&change.time),
+            "stamped now: {}",
+            change.time
+        );
+    }
+
+    // Bo receives it and adds his own; each change names its author on both sides.
+    let bo = open(dir.path(), "bo").await;
+    join(&bo, &ana).await;
+    let on_bo = bo.find(id).await.unwrap();
+    on_bo
+        .change(|tx| tx.put(ROOT, "owner", "bo"))
+        .await
+        .unwrap();
+    eventually("ana has bo's change", || async {
+        let page = doc.history(None, 1).await.unwrap();
+        page.changes[0].author.as_deref() == Some("bo")
+    })
+    .await;
+    let authors: Vec<Option<String>> = on_bo
+        .history(None, 10)
+        .await
+        .unwrap()
+        .changes
+        .into_iter()
+        .map(|c| c.author)
+        .collect();
+    assert_eq!(
+        authors,
+        vec![
+            Some("bo".to_owned()),
+            Some("ana".to_owned()),
+            Some("ana".to_owned())
+        ]
+    );
+    bo.close().await.unwrap();
+    ana.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn history_pages_cover_everything_once_and_start_where_asked() {
+    let repo = Repo::in_memory_with(authored("ana"));
+    let doc = repo.create().await.unwrap();
+    let mut hashes = vec![doc.heads()[0]];
+    for n in 0..25 {
+        let committed = doc.change(move |tx| tx.put(ROOT, "n", n)).await.unwrap();
+        hashes.push(committed.change.unwrap());
+    }
+    let mut from = None;
+    let mut listed = Vec::new();
+    loop {
+        let page = doc.history(from, 7).await.unwrap();
+        listed.extend(page.changes.iter().map(|c| c.hash));
+        match page.next {
+            Some(next) => {
+                // The next page starts at the document as it was before this page's oldest.
+                assert_eq!(next, vec![hashes[hashes.len() - listed.len() - 1]]);
+                from = Some(next);
+            }
+            None => break,
+        }
+    }
+    hashes.reverse();
+    assert_eq!(listed, hashes);
+
+    let unknown = ChangeHash([9; 32]);
+    match doc.history(Some(vec![unknown]), 5).await {
+        Err(Error::UnknownHeads { missing, .. }) => assert_eq!(missing, vec![unknown]),
+        other => panic!("expected UnknownHeads, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn the_document_as_it_was_at_a_time_and_what_changed_since() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = open(dir.path(), "ana").await;
+    let doc = repo.create().await.unwrap();
+    // A day of edits, stamped as they would have been.
+    let day = 1_750_000_000;
+    for (hour, price) in [(9, 10), (12, 12), (17, 15)] {
+        doc.change_with(ChangeOptions::default().at(day + hour * 3600), move |tx| {
+            tx.put(ROOT, "price", price)
+        })
+        .await
+        .unwrap();
+    }
+    let price_at = |hour: i64| {
+        let doc = doc.clone();
+        async move {
+            let view = doc.view_at_time(day + hour * 3600).await.unwrap();
+            view.read(|d, heads| {
+                d.get_at(ROOT, "price", heads)
+                    .unwrap()
+                    .and_then(|(value, _)| value.as_i64())
+            })
+        }
+    };
+    assert_eq!(price_at(8).await, None);
+    assert_eq!(price_at(11).await, Some(10));
+    assert_eq!(price_at(12).await, Some(12));
+    assert_eq!(price_at(23).await, Some(15));
+
+    // What changed between noon and the evening: the price, from 12 to 15.
+    let noon = doc.heads_at_time(day + 12 * 3600).await.unwrap();
+    let patches: Vec<Patch> = doc.diff(noon.clone(), doc.heads()).await.unwrap();
+    assert_eq!(patches.len(), 1);
+    match &patches[0].action {
+        PatchAction::PutMap { key, value, .. } => {
+            assert_eq!(key, "price");
+            assert_eq!(value.0.as_i64(), Some(15));
+        }
+        other => panic!("unexpected patch {other:?}"),
+    }
+    // Backwards too.
+    let back = doc.diff(doc.heads(), noon).await.unwrap();
+    assert!(
+        matches!(&back[0].action, PatchAction::PutMap { value, .. } if value.0.as_i64() == Some(12))
+    );
+    let unknown = ChangeHash([3; 32]);
+    assert!(matches!(
+        doc.diff(vec![unknown], doc.heads()).await,
+        Err(Error::UnknownHeads { .. })
+    ));
+    repo.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn blame_credits_each_part_of_a_text_to_whoever_wrote_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let ana = open(dir.path(), "ana").await;
+    let bo = open(dir.path(), "bo").await;
+    join(&bo, &ana).await;
+    let doc = ana
+        .create_with(|tx| {
+            let text = tx.put_object(ROOT, "text", ObjType::Text)?;
+            tx.splice_text(&text, 0, 0, "Hello world")
+        })
+        .await
+        .unwrap();
+    let on_bo = bo.find(doc.id()).await.unwrap();
+    let text = text_at(&on_bo, "text");
+    // Bo inserts "big " before "world" and deletes ana's "Hello ", writing "Hi " instead.
+    let edit = text.clone();
+    on_bo
+        .change(move |tx| {
+            tx.splice_text(&edit, 6, 0, "big ")?;
+            tx.splice_text(&edit, 0, 6, "Hi ")
+        })
+        .await
+        .unwrap();
+    eventually("ana has bo's edit", || async {
+        doc.with_doc(|d| d.text(text_at(&doc, "text")).unwrap()) == "Hi big world"
+    })
+    .await;
+    let spans = doc.blame(Path::parse("/text").unwrap()).await.unwrap();
+    let runs: Vec<(usize, usize, Option<&str>)> = spans
+        .iter()
+        .map(|s| (s.start, s.end, s.author.as_deref()))
+        .collect();
+    assert_eq!(
+        runs,
+        vec![(0, 7, Some("bo")), (7, 12, Some("ana"))],
+        "\"Hi big \" is bo's, \"world\" ana's"
+    );
+    assert_eq!(spans[1].changes.len(), 1);
+    assert!(matches!(
+        doc.blame(Path::parse("/missing").unwrap()).await,
+        Err(Error::InvalidPath { .. })
+    ));
+    bo.close().await.unwrap();
+    ana.close().await.unwrap();
+}
