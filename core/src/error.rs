@@ -21,6 +21,15 @@ pub enum Error {
     /// this repo has.
     #[error("document {0} exists already")]
     DocumentExists(DocumentId),
+    /// [`DocHandle::undo`](crate::DocHandle::undo) or `redo` cannot take the step back
+    /// (it formats text, say); the step stays on its stack and nothing is changed.
+    #[error("document {document}: cannot undo: {reason}")]
+    CannotUndo {
+        /// The document.
+        document: DocumentId,
+        /// Why.
+        reason: String,
+    },
     /// A stored chunk no longer matches its content hash: the bytes were damaged on disk.
     /// Other documents are unaffected.
     #[error("document {document} is damaged: chunk {chunk} does not match its hash")]

@@ -251,3 +251,157 @@ async fn blame_credits_each_part_of_a_text_to_whoever_wrote_it() {
     bo.close().await.unwrap();
     ana.close().await.unwrap();
 }
+
+/// Reads the text at `text` and the title, once `doc` shows `expected` text.
+async fn shows(doc: &DocHandle, text: &ObjId, expected: &str) {
+    let what = format!("the text reads {expected:?}");
+    eventually(&what, || async {
+        doc.with_doc(|d| d.text(text).unwrap()) == expected
+    })
+    .await;
+}
+
+fn title(doc: &DocHandle) -> String {
+    doc.with_doc(|d| {
+        d.get(ROOT, "title")
+            .unwrap()
+            .unwrap()
+            .0
+            .into_string()
+            .unwrap()
+    })
+}
+
+#[tokio::test]
+async fn two_users_on_two_devices_undo_and_redo_their_own_interleaved_edits() {
+    let dir = tempfile::tempdir().unwrap();
+    let ana = open(dir.path(), "ana").await;
+    let bo = open(dir.path(), "bo").await;
+    join(&bo, &ana).await;
+    let on_ana = ana
+        .create_with(|tx| {
+            tx.put(ROOT, "title", "v0")?;
+            let text = tx.put_object(ROOT, "text", ObjType::Text)?;
+            tx.splice_text(&text, 0, 0, "Hello world")
+        })
+        .await
+        .unwrap();
+    let on_bo = bo.find(on_ana.id()).await.unwrap();
+    let text = text_at(&on_ana, "text");
+    let edit = |doc: &DocHandle, at: usize, delete: isize, insert: &'static str| {
+        let text = text.clone();
+        doc.change(move |tx| tx.splice_text(&text, at, delete, insert))
+    };
+    // Interleaved: ana, bo, ana, bo, each seeing the other's edits first.
+    on_ana
+        .change(|tx| tx.put(ROOT, "title", "ana's title"))
+        .await
+        .unwrap();
+    shows(&on_bo, &text, "Hello world").await;
+    edit(&on_bo, 6, 0, "big ").await.unwrap();
+    shows(&on_ana, &text, "Hello big world").await;
+    on_ana
+        .change({
+            let text = text.clone();
+            move |tx| {
+                tx.splice_text(&text, 0, 6, "")?;
+                tx.splice_text(&text, 0, 0, "Hi ")
+            }
+        })
+        .await
+        .unwrap();
+    shows(&on_bo, &text, "Hi big world").await;
+    edit(&on_bo, 12, 0, "!").await.unwrap();
+    for doc in [&on_ana, &on_bo] {
+        shows(doc, &text, "Hi big world!").await;
+    }
+
+    // Ana's undo takes back her last edit only: bo's words stay.
+    assert!(on_ana.can_undo() && !on_ana.can_redo());
+    let undone = on_ana.undo().await.unwrap().unwrap();
+    assert!(undone.change.is_some());
+    for doc in [&on_ana, &on_bo] {
+        shows(doc, &text, "Hello big world!").await;
+    }
+    assert_eq!(title(&on_bo), "ana's title");
+
+    // Bo renames; ana's next undo (her rename) then has nothing left to take back.
+    on_bo
+        .change(|tx| tx.put(ROOT, "title", "bo's title"))
+        .await
+        .unwrap();
+    eventually("ana has bo's title", || async {
+        title(&on_ana) == "bo's title"
+    })
+    .await;
+    let nothing_left = on_ana.undo().await.unwrap().unwrap();
+    assert_eq!(nothing_left.change, None);
+    assert_eq!(title(&on_ana), "bo's title");
+    assert!(!on_ana.can_undo());
+    assert!(on_ana.undo().await.unwrap().is_none(), "the stack is empty");
+
+    // Ana redoes her text edit; bo undoes his rename and his "!".
+    on_ana.redo().await.unwrap().unwrap();
+    shows(&on_bo, &text, "Hi big world!").await;
+    on_bo.undo().await.unwrap().unwrap();
+    on_bo.undo().await.unwrap().unwrap();
+    for doc in [&on_ana, &on_bo] {
+        shows(doc, &text, "Hi big world").await;
+        eventually("the title is ana's again", || async {
+            title(doc) == "ana's title"
+        })
+        .await;
+    }
+    // Each undo is a change in the history, made by its author.
+    let history = on_ana.history(None, 3).await.unwrap();
+    let described: Vec<(Option<&str>, Option<&str>)> = history
+        .changes
+        .iter()
+        .map(|c| (c.author.as_deref(), c.message.as_deref()))
+        .collect();
+    assert_eq!(
+        described,
+        [
+            (Some("bo"), Some("undo")),
+            (Some("bo"), Some("undo")),
+            (Some("ana"), Some("redo"))
+        ]
+    );
+    bo.close().await.unwrap();
+    ana.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_change_that_cannot_be_undone_stays_on_the_stack_with_the_reason() {
+    let repo = Repo::in_memory_with(authored("ana"));
+    let doc = repo
+        .create_with(|tx| {
+            let text = tx.put_object(ROOT, "text", ObjType::Text)?;
+            tx.splice_text(&text, 0, 0, "bold")
+        })
+        .await
+        .unwrap();
+    let text = text_at(&doc, "text");
+    doc.change(move |tx| {
+        use weft::automerge::marks::{ExpandMark, Mark};
+        tx.mark(
+            &text,
+            Mark::new("bold".into(), true, 0, 4),
+            ExpandMark::After,
+        )
+    })
+    .await
+    .unwrap();
+    match doc.undo().await {
+        Err(Error::CannotUndo { reason, .. }) => assert!(reason.contains("marks"), "{reason}"),
+        other => panic!("expected CannotUndo, got {other:?}"),
+    }
+    assert!(doc.can_undo(), "the step stays");
+    // A change that is not undoable is skipped by undo and keeps the redo stack.
+    doc.change_with(ChangeOptions::default().not_undoable(), |tx| {
+        tx.put(ROOT, "views", 1)
+    })
+    .await
+    .unwrap();
+    assert_eq!(doc.history(None, 1).await.unwrap().changes[0].message, None);
+}

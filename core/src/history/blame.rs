@@ -2,9 +2,9 @@
 
 use std::collections::{HashMap, HashSet};
 
-use automerge::{ActorId, Automerge, ChangeHash, ObjId, ReadDoc, TextEncoding, Value};
+use automerge::{ActorId, Automerge, ChangeHash, ObjId, ReadDoc, Value};
 
-use super::author::user_of;
+use super::{author::user_of, units};
 
 /// A run of a text written by one author (or, for changes without an author, one actor).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,7 +44,7 @@ pub(crate) fn blame(doc: &Automerge, text: &ObjId) -> Vec<BlameSpan> {
     let mut position = 0;
     for item in doc.list_range(text, ..) {
         let width = match Value::from(item.value.clone()).as_str() {
-            Some(text) => width(encoding, text),
+            Some(text) => units(encoding, text),
             None => 1, // a block marker
         };
         let id = item.id();
@@ -105,15 +105,5 @@ fn writer_of(doc: &Automerge, change: &ChangeHash, id: &ObjId) -> Writer {
             },
             time: 0,
         },
-    }
-}
-
-/// How many units of `encoding` `text` takes.
-fn width(encoding: TextEncoding, text: &str) -> usize {
-    match encoding {
-        TextEncoding::Utf8CodeUnit => text.len(),
-        TextEncoding::Utf16CodeUnit => text.encode_utf16().count(),
-        // Grapheme clusters are refused by the repo (see `RepoConfig::text_encoding`).
-        TextEncoding::UnicodeCodePoint | TextEncoding::GraphemeCluster => text.chars().count(),
     }
 }

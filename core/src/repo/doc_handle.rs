@@ -156,7 +156,7 @@ impl DocHandle {
 
     /// [`change`](Self::change) with a closure that fails with any error that becomes
     /// weft's (rolled back as well).
-    fn change_or<R, E, F>(
+    pub(crate) fn change_or<R, E, F>(
         &self,
         change: F,
         options: ChangeOptions,

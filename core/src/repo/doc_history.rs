@@ -3,6 +3,8 @@
 
 use automerge::{ChangeHash, ObjType, Patch};
 
+use crate::{ChangeOptions, Committed, history::undo_stack::StepKind};
+
 use super::{doc_handle::DocHandle, historic_view::HistoricView};
 use crate::{
     BlameSpan, Error, HistoryPage, Result,
@@ -67,6 +69,58 @@ impl DocHandle {
             Ok(doc.diff(&from, &to))
         })
         .await?
+    }
+
+    /// Takes back this replica's newest change to the document that is not undone yet, as a
+    /// new change (message "undo") that syncs like any other; `None` if there is nothing to
+    /// undo. It takes back only what still holds: values and text others put or wrote since,
+    /// concurrently or later, stay (see [`history`](crate::history) for the rules). Each
+    /// change made through [`change`](Self::change) or [`edit`](Self::edit) (unless
+    /// [`not_undoable`](ChangeOptions::not_undoable)) is one step; the steps live in memory
+    /// while the document is loaded. Fails with [`Error::CannotUndo`] (the step stays) for
+    /// a change that formats text.
+    pub async fn undo(&self) -> Result<Option<Committed<()>>> {
+        self.take_back(StepKind::Undo).await
+    }
+
+    /// Takes back the newest undo (message "redo"); `None` if there is nothing to redo. A
+    /// new change of the app's empties the redo stack.
+    pub async fn redo(&self) -> Result<Option<Committed<()>>> {
+        self.take_back(StepKind::Redo).await
+    }
+
+    /// Whether [`undo`](Self::undo) has a step to take back.
+    pub fn can_undo(&self) -> bool {
+        self.document.undo_stacks().can_undo()
+    }
+
+    /// Whether [`redo`](Self::redo) has a step to take back.
+    pub fn can_redo(&self) -> bool {
+        self.document.undo_stacks().can_redo()
+    }
+
+    async fn take_back(&self, step: StepKind) -> Result<Option<Committed<()>>> {
+        let document = self.document.clone();
+        let id = self.id();
+        let committed = self
+            .change_or(
+                move |tx| {
+                    document
+                        .undo_stacks()
+                        .take_back(tx, step)
+                        .map_err(|reason| Error::CannotUndo {
+                            document: id,
+                            reason: reason.0,
+                        })
+                },
+                ChangeOptions::taking_back(step),
+            )
+            .await?;
+        Ok(committed.value.then_some(Committed {
+            value: (),
+            heads: committed.heads,
+            change: committed.change,
+        }))
     }
 
     /// Who wrote which part of the text at `path`, as it is now: runs of characters by one

@@ -33,7 +33,7 @@ use super::{
 };
 use crate::{
     DocumentId, Error, Result, StorageId,
-    history::{ChangeOptions, author::set_local_author},
+    history::{ChangeOptions, author::set_local_author, undo_stack::UndoStacks},
     store::{Chunk, ChunkHash, ChunkKind, StorageError, StoredDocument, WriteDone, WriteOp},
     sync::{
         Effect, Millis, Notification, StorageTask,
@@ -68,6 +68,9 @@ pub(crate) struct Document {
     finished_work: AtomicU64,
     pub(crate) events: broadcast::Sender<DocEvent>,
     pub(crate) repo: Arc<RepoShared>,
+    /// This replica's undo and redo stacks (taken inside the state's write lock, never the
+    /// other way round).
+    undo: Mutex<UndoStacks>,
 }
 
 impl fmt::Debug for Document {
@@ -352,7 +355,13 @@ impl Document {
             finished_work: AtomicU64::new(0),
             events,
             repo,
+            undo: Mutex::new(UndoStacks::default()),
         }
+    }
+
+    /// The undo and redo stacks.
+    pub(crate) fn undo_stacks(&self) -> MutexGuard<'_, UndoStacks> {
+        self.undo.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// A `DocHandle` on it was made. The first one makes sure the sync driver holds the
@@ -453,6 +462,14 @@ impl Document {
             None if kind == Change::First => Some(state.doc.empty_commit(options.commit_options())),
             other => other,
         };
+        let made = hash.and_then(|hash| {
+            let meta = state.doc.get_change_meta_by_hash(&hash)?;
+            Some((hash, meta.start_op, meta.actor.into_owned()))
+        });
+        self.undo_stacks().committed(
+            options.step_kind(),
+            made.as_ref().map(|(h, s, a)| (*h, *s, a)),
+        );
         let heads = state.doc.get_heads();
         let Some(hash) = hash else {
             return reply(
