@@ -405,3 +405,57 @@ async fn a_change_that_cannot_be_undone_stays_on_the_stack_with_the_reason() {
     .unwrap();
     assert_eq!(doc.history(None, 1).await.unwrap().changes[0].message, None);
 }
+
+#[tokio::test]
+async fn restoring_an_earlier_state_is_a_new_change_that_syncs_and_keeps_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let ana = open(dir.path(), "ana").await;
+    let bo = open(dir.path(), "bo").await;
+    join(&bo, &ana).await;
+    let doc = ana
+        .create_with(|tx| {
+            tx.put(ROOT, "title", "v1")?;
+            let text = tx.put_object(ROOT, "text", ObjType::Text)?;
+            tx.splice_text(&text, 0, 0, "first draft")?;
+            let tags = tx.put_object(ROOT, "tags", ObjType::List)?;
+            tx.insert(&tags, 0, "a")
+        })
+        .await
+        .unwrap();
+    let version_one = doc.heads();
+    let saved = doc.json().unwrap();
+    let text = text_at(&doc, "text");
+    doc.change(move |tx| {
+        tx.put(ROOT, "title", "v2")?;
+        tx.splice_text(&text, 0, 5, "second")?;
+        tx.put(ROOT, "extra", true)?;
+        tx.delete(ROOT, "tags")
+    })
+    .await
+    .unwrap();
+    let on_bo = bo.find(doc.id()).await.unwrap();
+    let changes_before = doc.history(None, 100).await.unwrap().changes.len();
+
+    let restored = doc.restore(version_one.clone()).await.unwrap();
+    assert_eq!(doc.json().unwrap(), saved);
+    eventually("bo has the restored state", || async {
+        on_bo.json().unwrap() == saved
+    })
+    .await;
+    // History grew by one change, by ana, named "restore"; the restore can be undone.
+    let history = doc.history(None, 100).await.unwrap();
+    assert_eq!(history.changes.len(), changes_before + 1);
+    assert_eq!(Some(history.changes[0].hash), restored.change);
+    assert_eq!(history.changes[0].message.as_deref(), Some("restore"));
+    assert_eq!(history.changes[0].author.as_deref(), Some("ana"));
+    doc.undo().await.unwrap().unwrap();
+    assert_eq!(title(&doc), "v2");
+
+    let unknown = ChangeHash([5; 32]);
+    assert!(matches!(
+        doc.restore(vec![unknown]).await,
+        Err(Error::UnknownHeads { .. })
+    ));
+    bo.close().await.unwrap();
+    ana.close().await.unwrap();
+}

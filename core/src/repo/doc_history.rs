@@ -1,7 +1,9 @@
 //! The history methods of [`DocHandle`]: the change log, the document at a time, diffs and
 //! blame (see [`history`](crate::history)). Each runs on the document's thread.
 
-use automerge::{ChangeHash, ObjType, Patch};
+use automerge::{
+    ChangeHash, ObjType, Patch, ROOT, ReadDoc, error::UpdateObjectError, transaction::Transactable,
+};
 
 use crate::{ChangeOptions, Committed, history::undo_stack::StepKind};
 
@@ -97,6 +99,40 @@ impl DocHandle {
     /// Whether [`redo`](Self::redo) has a step to take back.
     pub fn can_redo(&self) -> bool {
         self.document.undo_stacks().can_redo()
+    }
+
+    /// Makes the document's current state equal its state at `heads` (from
+    /// [`history`](Self::history) or [`heads_at_time`](Self::heads_at_time)), as one new
+    /// change (message "restore") that syncs like any other and can be undone. History is
+    /// kept: nothing is removed, and peers' concurrent edits merge with it as usual. Text
+    /// is restored as the smallest set of splices; list items by position. Fails with
+    /// [`Error::UnknownHeads`] if a head is not in the document.
+    pub async fn restore(&self, heads: Vec<ChangeHash>) -> Result<Committed<()>> {
+        let id = self.id();
+        let missing = self
+            .read({
+                let heads = heads.clone();
+                move |doc| as_of::missing_heads(doc, &heads)
+            })
+            .await?;
+        if !missing.is_empty() {
+            return Err(Error::UnknownHeads {
+                document: id,
+                missing,
+            });
+        }
+        self.change_or(
+            move |tx| {
+                let earlier = tx.hydrate(ROOT, Some(&heads))?;
+                tx.update_object(&ROOT, &earlier)
+                    .map_err(|error| match error {
+                        UpdateObjectError::Automerge(error) => Error::Automerge(error),
+                        other => Error::Internal(other.to_string()),
+                    })
+            },
+            ChangeOptions::message("restore"),
+        )
+        .await
     }
 
     async fn take_back(&self, step: StepKind) -> Result<Option<Committed<()>>> {
