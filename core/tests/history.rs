@@ -459,3 +459,71 @@ async fn restoring_an_earlier_state_is_a_new_change_that_syncs_and_keeps_history
     bo.close().await.unwrap();
     ana.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_relay_records_who_delivered_each_change_whatever_author_it_claims() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = RepoConfig::default();
+    config.sync = config
+        .sync
+        .with_share_policy(std::sync::Arc::new(weft::sync::ServeOnRequest))
+        .with_arrivals_recorded();
+    let relay = Repo::open_with(dir.path().join("relay.sqlite"), config)
+        .await
+        .unwrap();
+    // Bo's device claims to be ana.
+    let ana = open(dir.path(), "ana").await;
+    let forger = Repo::in_memory_with(authored("ana"));
+    for (device, user) in [(&ana, "ana"), (&forger, "bo")] {
+        let (a, b) = Transport::pair();
+        let credentials = weft::sync::Access::full().for_user(user);
+        relay
+            .connect_with(a, Role::Accept, credentials)
+            .await
+            .unwrap();
+        device.connect(b, Role::Dial).await.unwrap();
+    }
+    let doc = ana.create().await.unwrap();
+    doc.change(|tx| tx.put(ROOT, "by", "ana")).await.unwrap();
+    let forged = forger.find(doc.id()).await.unwrap();
+    let forged_change = forged
+        .change(|tx| tx.put(ROOT, "by", "bo pretending"))
+        .await
+        .unwrap()
+        .change
+        .unwrap();
+    eventually("the relay stores the forged change", || async {
+        relay
+            .arrivals(doc.id(), vec![forged_change])
+            .await
+            .unwrap()
+            .len()
+            == 1
+    })
+    .await;
+    let on_relay = relay.find(doc.id()).await.unwrap();
+    let history = on_relay.history(None, 10).await.unwrap();
+    let hashes: Vec<ChangeHash> = history.changes.iter().map(|c| c.hash).collect();
+    let arrivals = relay.arrivals(doc.id(), hashes.clone()).await.unwrap();
+    let delivered: Vec<(Option<&str>, &str)> = history
+        .changes
+        .iter()
+        .zip(&arrivals)
+        .map(|(change, arrival)| {
+            assert_eq!(change.hash, arrival.change);
+            (change.author.as_deref(), arrival.user.as_str())
+        })
+        .collect();
+    // Every change claims ana; the relay knows bo's connection delivered the newest.
+    assert_eq!(
+        delivered,
+        [
+            (Some("ana"), "bo"),
+            (Some("ana"), "ana"),
+            (Some("ana"), "ana")
+        ]
+    );
+    drop(on_relay);
+    relay.close().await.unwrap();
+    ana.close().await.unwrap();
+}

@@ -98,6 +98,6 @@ async fn a_version_1_database_is_migrated_with_its_documents() {
             .pragma_query_value(None, "user_version", |row| row.get(0))
             .unwrap()
     };
-    assert_eq!(version(&old), 2);
-    assert_eq!(version(&fresh), 2);
+    assert_eq!(version(&old), 3);
+    assert_eq!(version(&fresh), 3);
 }

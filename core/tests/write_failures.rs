@@ -16,9 +16,9 @@ use std::{
 
 use weft::{
     DocumentId, Error, Repo, RepoConfig, StorageId,
-    automerge::{ROOT, ReadDoc, transaction::Transactable},
+    automerge::{ChangeHash, ROOT, ReadDoc, transaction::Transactable},
     store::{
-        DocumentMeta, MemoryStorage, Storage, StorageError, StorageFuture, StoredDocument,
+        Arrival, DocumentMeta, MemoryStorage, Storage, StorageError, StorageFuture, StoredDocument,
         WriteDone, WriteOp,
     },
 };
@@ -81,6 +81,10 @@ impl Storage for FaultyStorage {
 
     fn load_sync_state(&self, id: DocumentId, peer: StorageId) -> StorageFuture<Option<Vec<u8>>> {
         self.inner.load_sync_state(id, peer)
+    }
+
+    fn arrivals(&self, id: DocumentId, changes: Vec<ChangeHash>) -> StorageFuture<Vec<Arrival>> {
+        self.inner.arrivals(id, changes)
     }
 
     fn close(&self) -> StorageFuture<()> {

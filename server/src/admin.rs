@@ -1,11 +1,13 @@
 //! `weft-relay docs …`: the operator's view of the relay's database. Reading commands
-//! (`list`, `export`, `verify`) are safe while the relay runs (SQLite's WAL lets them
+//! (`list`, `export`, `history`, `verify`) are safe while the relay runs (SQLite's WAL lets them
 //! read beside it); `import` and `compact` write, and are best run with the relay stopped.
 
 use std::{io::Write, path::PathBuf, process::ExitCode};
 
 use weft::{Repo, RepoConfig, automerge::AutoSerde};
 use weft_relay::{RelayConfig, auth::parse_document};
+
+use crate::audit;
 
 /// The `docs` subcommands.
 #[derive(Debug, clap::Subcommand)]
@@ -47,6 +49,20 @@ pub(crate) enum Docs {
         /// Every stored document.
         #[arg(long, conflicts_with = "document")]
         all: bool,
+    },
+    /// A document's newest changes: time, hash, the author each claims, the token subject
+    /// whose connection delivered it here, size and message (see server/README.md).
+    History {
+        #[command(flatten)]
+        data: Data,
+        /// The document (id or automerge: URL).
+        document: String,
+        /// How many changes, newest first.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// One JSON object per change instead of lines.
+        #[arg(long)]
+        json: bool,
     },
     /// Loads every stored document and checks its chunks; exits 1 if any is damaged.
     Verify {
@@ -195,6 +211,26 @@ async fn run_inner(command: Docs) -> Result<(), String> {
             for id in ids {
                 let handle = repo.find(id).await.map_err(text)?;
                 handle.compact().await.map_err(text)?;
+            }
+            repo.close().await.map_err(text)
+        }
+        Docs::History {
+            data,
+            document,
+            limit,
+            json,
+        } => {
+            let id = parse_document(&document)?;
+            let repo = open(&data, Use::Read).await?;
+            let entries = audit::history(&repo, id, limit).await.map_err(text)?;
+            let mut out = std::io::stdout().lock();
+            for entry in entries {
+                let line = if json {
+                    entry.json().to_string()
+                } else {
+                    entry.text()
+                };
+                writeln!(out, "{line}").map_err(|e| e.to_string())?;
             }
             repo.close().await.map_err(text)
         }

@@ -101,8 +101,10 @@ pub struct Claims {
 }
 
 impl Claims {
+    /// What the bearer may do, naming its subject as the connection's user (the relay
+    /// records it as who delivered each change).
     fn access(&self) -> Result<Access, String> {
-        let access = Access::new(self.read.scope()?, self.write.scope()?);
+        let access = Access::new(self.read.scope()?, self.write.scope()?).for_user(&self.sub);
         Ok(if self.relay { access.replica() } else { access })
     }
 }
@@ -167,9 +169,10 @@ impl Credentials {
 
     /// Accepts `key` itself as a token, granting `access`; `name` is what logs show.
     pub fn with_static_key(mut self, name: &str, key: &str, access: Access) -> Self {
+        // The key's name is its connections' user.
         self.static_keys.insert(
             Sha256::digest(key.as_bytes()).into(),
-            (name.to_owned(), access),
+            (name.to_owned(), access.for_user(name)),
         );
         self
     }
@@ -395,9 +398,10 @@ mod tests {
         let credentials = Credentials::default()
             .with_static_key("ci", "let-me-in", Access::read_only())
             .with_anonymous(Some(Anonymous::Read));
+        // A static key's connections are its name's (who delivered their changes).
         assert_eq!(
             credentials.check(Some("let-me-in")),
-            Ok(Access::read_only())
+            Ok(Access::read_only().for_user("ci"))
         );
         assert!(credentials.check(Some("let-me-out")).is_err());
         assert_eq!(credentials.check(None), Ok(Access::read_only()));

@@ -173,7 +173,12 @@ pub async fn run(
 ) -> Result<(), RelayError> {
     let metrics = Arc::new(Metrics::new());
     let mut repo_config = RepoConfig::default();
-    repo_config.sync = repo_config.sync.with_share_policy(replication::policy());
+    // Who delivered each change is recorded for connections whose token names a user: the
+    // audit trail a peer cannot forge by claiming another author (server/README.md).
+    repo_config.sync = repo_config
+        .sync
+        .with_share_policy(replication::policy())
+        .with_arrivals_recorded();
     repo_config.sync.handshake_timeout_ms = config.handshake_timeout_ms;
     repo_config.observer = metrics.observer();
     repo_config.idle_unload = config.idle_unload;

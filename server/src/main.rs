@@ -3,6 +3,7 @@
 use std::{future::Future, net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 
 mod admin;
+mod audit;
 mod config_file;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
@@ -147,7 +148,7 @@ fn init_logs(format: LogFormat) {
 enum Command {
     /// Mint a token signed with the relay's HS256 secret; prints it.
     Token(TokenArgs),
-    /// The relay's documents: list, export, import, compact, verify.
+    /// The relay's documents: list, export, import, history, compact, verify.
     #[command(subcommand)]
     Docs(admin::Docs),
 }

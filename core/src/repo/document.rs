@@ -36,7 +36,7 @@ use crate::{
     history::{ChangeOptions, author::set_local_author, undo_stack::UndoStacks},
     store::{Chunk, ChunkHash, ChunkKind, StorageError, StoredDocument, WriteDone, WriteOp},
     sync::{
-        Effect, Millis, Notification, StorageTask,
+        Arrivals, Effect, Millis, Notification, StorageTask,
         doc_sync::{Context, DocSync},
     },
 };
@@ -509,6 +509,7 @@ impl Document {
         self.submit_changes(
             bytes,
             &heads,
+            Vec::new(),
             Box::new(move |result| {
                 if counted && let Some(document) = syncing.upgrade() {
                     let ok = result.is_ok();
@@ -537,7 +538,13 @@ impl Document {
 
     /// Submits `chunk`, preceded by any chunks whose earlier write failed, as one atomic
     /// submission. Call with the document's write lock held (it orders the submissions).
-    fn submit_chunks(self: &Arc<Self>, chunk: Chunk, heads: &[ChangeHash], done: WriteDone) {
+    fn submit_chunks(
+        self: &Arc<Self>,
+        chunk: Chunk,
+        heads: &[ChangeHash],
+        also: Vec<WriteOp>,
+        done: WriteDone,
+    ) {
         let chunks: Vec<Chunk> = {
             let mut book = self.book();
             let mut chunks = std::mem::take(&mut book.unsaved);
@@ -555,6 +562,7 @@ impl Document {
                 heads: heads.to_vec(),
                 now,
             })
+            .chain(also)
             .collect();
         let document = self.clone();
         self.repo.storage.submit_with(
@@ -768,8 +776,13 @@ impl Document {
         let mut forward = Vec::new();
         for effect in out {
             match effect {
-                Effect::Storage(StorageTask::Append { bytes, heads, .. }) => {
-                    self.submit_remote(bytes, &heads);
+                Effect::Storage(StorageTask::Append {
+                    bytes,
+                    heads,
+                    arrivals,
+                    ..
+                }) => {
+                    self.submit_remote(bytes, &heads, arrivals);
                 }
                 Effect::Storage(StorageTask::SaveSyncState { peer, state, .. }) => {
                     let write = WriteOp::PutSyncState {
@@ -819,7 +832,12 @@ impl Document {
     /// Stores changes received from peers: the whole document if it is not in storage yet
     /// (the synchroniser's first write of a document is a whole save), else an incremental
     /// chunk. Call under the write lock.
-    fn submit_remote(self: &Arc<Self>, bytes: Vec<u8>, heads: &[ChangeHash]) {
+    fn submit_remote(
+        self: &Arc<Self>,
+        bytes: Vec<u8>,
+        heads: &[ChangeHash],
+        arrivals: Option<Arrivals>,
+    ) {
         let syncing = Arc::downgrade(self);
         let done: WriteDone = Box::new(move |result| {
             if let Some(document) = syncing.upgrade() {
@@ -830,14 +848,31 @@ impl Document {
                 });
             }
         });
-        self.submit_changes(bytes, heads, done);
+        // Who delivered them is stored with them, in one transaction.
+        let also = arrivals
+            .map(|arrivals| WriteOp::RecordArrivals {
+                id: self.id,
+                user: arrivals.user,
+                changes: arrivals.changes,
+                now: arrivals.at.0 as i64,
+            })
+            .into_iter()
+            .collect();
+        self.submit_changes(bytes, heads, also, done);
     }
 
     /// Stores changes: as the document, if it is not in storage yet (`bytes` must then be
     /// the whole document), else as an incremental chunk. Call under the write lock.
-    fn submit_changes(self: &Arc<Self>, bytes: Vec<u8>, heads: &[ChangeHash], done: WriteDone) {
+    fn submit_changes(
+        self: &Arc<Self>,
+        bytes: Vec<u8>,
+        heads: &[ChangeHash],
+        also: Vec<WriteOp>,
+        done: WriteDone,
+    ) {
         if !self.book().is_new() {
-            return self.submit_chunks(Chunk::new(ChunkKind::Incremental, bytes), heads, done);
+            let chunk = Chunk::new(ChunkKind::Incremental, bytes);
+            return self.submit_chunks(chunk, heads, also, done);
         }
         let chunk = Chunk::new(ChunkKind::Snapshot, bytes);
         {
@@ -855,7 +890,7 @@ impl Document {
         };
         let document = self.clone();
         self.repo.storage.submit_with(
-            vec![write],
+            std::iter::once(write).chain(also).collect(),
             Box::new(move |result| {
                 let outcome = document.book().settle(&hashes, result);
                 drop(document);

@@ -12,7 +12,7 @@ use std::{
     time::Duration,
 };
 
-use automerge::{ActorId, Automerge, AutomergeError, transaction::Transaction};
+use automerge::{ActorId, Automerge, AutomergeError, ChangeHash, transaction::Transaction};
 use futures_util::FutureExt;
 use tokio::sync::watch;
 use tokio_util::task::TaskTracker;
@@ -29,8 +29,8 @@ use crate::{
     ChangeOptions, DocumentId, Error, PeerId, Result, StorageId,
     history::author::set_local_author,
     store::{
-        Chunk, ChunkKind, DocumentMeta, MemoryStorage, SqliteStorage, Storage, StorageError,
-        WriteDone, WriteOp,
+        Arrival, Chunk, ChunkKind, DocumentMeta, MemoryStorage, SqliteStorage, Storage,
+        StorageError, WriteDone, WriteOp,
     },
     sync::{Access, ConnectionId, PeerInfo},
 };
@@ -517,6 +517,16 @@ impl Repo {
     pub async fn list(&self) -> Result<Vec<DocumentMeta>> {
         self.shared.ensure_open()?;
         Ok(self.shared.storage.list().await?)
+    }
+
+    /// Who delivered `changes` of document `id` to this repo: the records it keeps for those
+    /// that have one, in the order asked (see
+    /// [`SyncConfig::with_arrivals_recorded`](crate::sync::SyncConfig::with_arrivals_recorded)).
+    /// Changes made here, or delivered by connections whose credentials name no user, have
+    /// none.
+    pub async fn arrivals(&self, id: DocumentId, changes: Vec<ChangeHash>) -> Result<Vec<Arrival>> {
+        self.shared.ensure_open()?;
+        Ok(self.shared.storage.arrivals(id, changes).await?)
     }
 
     /// The peers connected now (their handshake done), updated as they come and go: what

@@ -2,10 +2,12 @@
 
 use std::{sync::Arc, time::Instant};
 
+use automerge::ChangeHash;
+
 use crate::{
     DocumentId, StorageId,
     observe::Observer,
-    store::{DocumentMeta, Storage, StorageFuture, StoredDocument, WriteDone, WriteOp},
+    store::{Arrival, DocumentMeta, Storage, StorageFuture, StoredDocument, WriteDone, WriteOp},
 };
 
 /// Wraps a repo's storage so that its [`Observer`] hears the latency of every submission,
@@ -52,6 +54,10 @@ impl Storage for TimedStorage {
 
     fn load_sync_state(&self, id: DocumentId, peer: StorageId) -> StorageFuture<Option<Vec<u8>>> {
         self.inner.load_sync_state(id, peer)
+    }
+
+    fn arrivals(&self, id: DocumentId, changes: Vec<ChangeHash>) -> StorageFuture<Vec<Arrival>> {
+        self.inner.arrivals(id, changes)
     }
 
     fn close(&self) -> StorageFuture<()> {

@@ -209,6 +209,40 @@ macro_rules! storage_conformance_tests {
             }
 
             #[tokio::test]
+            async fn the_first_arrival_of_a_change_is_kept_and_goes_with_its_document() {
+                let (store, _guard) = $make.await;
+                let (id, other) = (DocumentId::random(), DocumentId::random());
+                let arrive = |id, user: &str, changes: &[u8], now| WriteOp::RecordArrivals {
+                    id,
+                    user: user.to_owned(),
+                    changes: changes.iter().map(|c| ChangeHash([*c; 32])).collect(),
+                    now,
+                };
+                store
+                    .submit(vec![create(id, snapshot("a")), arrive(id, "ana", &[1, 2], 10)])
+                    .await
+                    .expect("the storage operation succeeds");
+                store.submit(vec![create(other, snapshot("b")), arrive(other, "bo", &[1], 11)]).await.expect("stored");
+                // A later delivery of a recorded change keeps the first record.
+                store.submit(vec![arrive(id, "bo", &[2, 3], 20)]).await.expect("stored");
+                let found = store
+                    .arrivals(id, vec![ChangeHash([3; 32]), ChangeHash([2; 32]), ChangeHash([9; 32]), ChangeHash([1; 32])])
+                    .await
+                    .expect("the storage operation succeeds");
+                let found: Vec<(u8, &str, i64)> =
+                    found.iter().map(|a| (a.change.0[0], a.user.as_str(), a.received_at)).collect();
+                assert_eq!(found, vec![(3, "bo", 20), (2, "ana", 10), (1, "ana", 10)]);
+                // Not for a document that is not stored; gone with a deleted document.
+                assert!(matches!(
+                    store.submit(vec![arrive(DocumentId::random(), "x", &[1], 1)]).await,
+                    Err(StorageError::DocumentNotFound(_))
+                ));
+                store.submit(vec![WriteOp::DeleteDocument { id }]).await.expect("deleted");
+                assert!(store.arrivals(id, vec![ChangeHash([1; 32])]).await.expect("read").is_empty());
+                assert_eq!(store.arrivals(other, vec![ChangeHash([1; 32])]).await.expect("read").len(), 1);
+            }
+
+            #[tokio::test]
             async fn list_returns_every_document_ordered_by_id() {
                 let (store, _guard) = $make.await;
                 let mut ids: Vec<_> = (0..20).map(|_| DocumentId::random()).collect();

@@ -1,13 +1,14 @@
 //! [`MemoryStorage`]: the in-memory twin of the SQLite store.
 
+use automerge::ChangeHash;
 use std::{
-    collections::{BTreeMap, BTreeSet},
+    collections::{BTreeMap, BTreeSet, HashMap},
     future::ready,
     sync::{Mutex, MutexGuard, PoisonError},
 };
 
 use super::{
-    Chunk, ChunkKind, DocumentMeta, Storage, StorageError, StorageFuture, StoredDocument,
+    Arrival, Chunk, ChunkKind, DocumentMeta, Storage, StorageError, StorageFuture, StoredDocument,
     WriteDone, WriteOp,
 };
 use crate::{DocumentId, StorageId};
@@ -32,6 +33,9 @@ struct MemoryState {
 struct MemoryDocument {
     meta: DocumentMeta,
     chunks: Vec<Chunk>,
+    /// Who delivered each change (kept with the document: deleted with it, restored with it
+    /// when a submission fails).
+    arrivals: HashMap<ChangeHash, Arrival>,
 }
 
 impl MemoryDocument {
@@ -107,6 +111,7 @@ impl MemoryState {
                         chunk_count: 0,
                     },
                     chunks: vec![chunk],
+                    arrivals: HashMap::new(),
                 };
                 document.recount();
                 self.documents.insert(id, document);
@@ -143,6 +148,21 @@ impl MemoryState {
                     .remove(&id)
                     .ok_or(StorageError::DocumentNotFound(id))?;
                 self.sync_states.retain(|(document, _), _| *document != id);
+            }
+            WriteOp::RecordArrivals {
+                id,
+                user,
+                changes,
+                now,
+            } => {
+                let document = self.document(id)?;
+                for change in changes {
+                    document.arrivals.entry(change).or_insert_with(|| Arrival {
+                        change,
+                        user: user.clone(),
+                        received_at: now,
+                    });
+                }
             }
             WriteOp::PutSyncState { id, peer, state } => {
                 self.document(id)?;
@@ -219,6 +239,18 @@ impl Storage for MemoryStorage {
         let result = self
             .open_state()
             .map(|state| state.sync_states.get(&(id, peer)).cloned());
+        Box::pin(ready(result))
+    }
+
+    fn arrivals(&self, id: DocumentId, changes: Vec<ChangeHash>) -> StorageFuture<Vec<Arrival>> {
+        let result = self.open_state().map(|state| {
+            state.documents.get(&id).map_or_else(Vec::new, |document| {
+                changes
+                    .iter()
+                    .filter_map(|change| document.arrivals.get(change).cloned())
+                    .collect()
+            })
+        });
         Box::pin(ready(result))
     }
 

@@ -3,8 +3,9 @@
 //! A document is stored as automerge chunks, as automerge-repo stores it: one snapshot
 //! (`Automerge::save`) plus incremental chunks of later changes, each keyed by the SHA-256
 //! of its bytes. Compaction folds the incrementals into a new snapshot in one transaction.
-//! Beside the chunks, each document has a metadata row (created, updated, heads, sizes), and
-//! each (document, peer) pair may have a saved sync state.
+//! Beside the chunks, each document has a metadata row (created, updated, heads, sizes),
+//! each (document, peer) pair may have a saved sync state, and each change may have an
+//! [`Arrival`] record (who delivered it, on a relay).
 //!
 //! [`Storage`] is the boundary. [`SqliteStorage`] is the durable backend; [`MemoryStorage`]
 //! is its in-memory twin for tests and ephemeral apps. Both pass one conformance suite.
@@ -21,8 +22,10 @@ use std::{future::Future, pin::Pin};
 pub use chunk::{Chunk, ChunkHash, ChunkKind};
 pub use error::StorageError;
 pub use memory::MemoryStorage;
-pub use records::{DocumentMeta, StoredDocument, UnixMillis, WriteOp};
+pub use records::{Arrival, DocumentMeta, StoredDocument, UnixMillis, WriteOp};
 pub use sqlite::{SqliteOptions, SqliteStorage, StoreStats, Synchronous};
+
+use automerge::ChangeHash;
 
 use crate::{DocumentId, StorageId};
 
@@ -83,6 +86,10 @@ pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
 
     /// The sync state saved for `(id, peer)`, if any.
     fn load_sync_state(&self, id: DocumentId, peer: StorageId) -> StorageFuture<Option<Vec<u8>>>;
+
+    /// The arrivals recorded for those of `changes` that have one (see [`Arrival`]), in the
+    /// order asked.
+    fn arrivals(&self, id: DocumentId, changes: Vec<ChangeHash>) -> StorageFuture<Vec<Arrival>>;
 
     /// Finishes pending writes and releases the backend's resources. Later reads and writes
     /// fail with [`StorageError::Closed`]; closing again is a no-op.

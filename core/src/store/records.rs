@@ -44,6 +44,20 @@ pub struct StoredDocument {
     pub chunks: Vec<Chunk>,
 }
 
+/// Who delivered a change to this replica: the user its connection's credentials named
+/// (see [`Access::for_user`](crate::sync::Access::for_user)), recorded by a repo with
+/// [`SyncConfig::with_arrivals_recorded`](crate::sync::SyncConfig::with_arrivals_recorded)
+/// (a relay that checks tokens) when the change first arrived.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Arrival {
+    /// The change.
+    pub change: ChangeHash,
+    /// The user whose connection delivered it first.
+    pub user: String,
+    /// When it arrived.
+    pub received_at: UnixMillis,
+}
+
 /// One write to storage. A backend applies the writes of one submission atomically, and
 /// applies submissions in the order [`Storage::submit`](super::Storage::submit) was called.
 #[derive(Debug, Clone)]
@@ -93,6 +107,20 @@ pub enum WriteOp {
         /// The document.
         id: DocumentId,
     },
+    /// Record that `user` delivered `changes` (written with the chunk that holds them). A
+    /// change recorded already keeps its first record. Fails with
+    /// [`StorageError::DocumentNotFound`](super::StorageError::DocumentNotFound) if the
+    /// document is not stored.
+    RecordArrivals {
+        /// The document.
+        id: DocumentId,
+        /// Who delivered them.
+        user: String,
+        /// The changes.
+        changes: Vec<ChangeHash>,
+        /// When they arrived.
+        now: UnixMillis,
+    },
     /// Store the sync state we keep with one peer for one document (replacing the previous).
     PutSyncState {
         /// The document.
@@ -112,6 +140,7 @@ impl WriteOp {
             | Self::AppendChunk { id, .. }
             | Self::Compact { id, .. }
             | Self::DeleteDocument { id }
+            | Self::RecordArrivals { id, .. }
             | Self::PutSyncState { id, .. } => *id,
         }
     }

@@ -62,6 +62,7 @@ pub struct Access {
     read: Scope,
     write: Scope,
     replica: bool,
+    user: Option<String>,
 }
 
 impl Access {
@@ -87,7 +88,22 @@ impl Access {
             read,
             write,
             replica: false,
+            user: None,
         }
+    }
+
+    /// The same access, for a connection whose credentials name `user` (a token's subject),
+    /// checked by whoever granted it. A repo that records arrivals notes this user as who
+    /// delivered each change the connection brings (see
+    /// [`SyncConfig::with_arrivals_recorded`](crate::sync::SyncConfig::with_arrivals_recorded)).
+    pub fn for_user(mut self, user: impl Into<String>) -> Self {
+        self.user = Some(user.into());
+        self
+    }
+
+    /// The user the connection's credentials name, if they name one.
+    pub fn user(&self) -> Option<&str> {
+        self.user.as_deref()
     }
 
     /// The same access, for a peer that replicates this replica's documents (another
@@ -115,6 +131,7 @@ impl Access {
             read,
             write: Scope::none(),
             replica: self.replica,
+            user: self.user,
         }
     }
 

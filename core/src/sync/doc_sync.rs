@@ -15,8 +15,8 @@ use super::{
     hub::{DocMessage, send},
     policy::SharePolicy,
     types::{
-        ConnectionId, Effect, LocalChange, Millis, Notification, PeerFault, PeerInfo, SharedPeer,
-        StorageTask,
+        Arrivals, ConnectionId, Effect, LocalChange, Millis, Notification, PeerFault, PeerInfo,
+        SharedPeer, StorageTask,
     },
 };
 use crate::{DocumentId, PeerId, StorageId, wire::Message};
@@ -29,6 +29,7 @@ pub(crate) struct Context<'a> {
     pub(crate) now: Millis,
     pub(crate) request_timeout_ms: u64,
     pub(crate) save_interval_ms: u64,
+    pub(crate) record_arrivals: bool,
 }
 
 /// Heads a peer with storage reported, for heads gossip: (storage, heads, timestamp).
@@ -158,7 +159,7 @@ impl DocSync {
     pub(crate) fn created(&mut self, cx: &Context<'_>, doc: &Automerge, out: &mut Vec<Effect>) {
         self.exists = true;
         self.stored_once = false;
-        self.persist(doc.save(), doc.get_heads(), out);
+        self.persist(doc.save(), doc.get_heads(), None, out);
         self.flush(cx, doc, out);
     }
 
@@ -501,9 +502,24 @@ impl DocSync {
             None => Vec::new(),
         };
         let from = peer.info.peer_id.clone();
+        let arrived_from = peer
+            .info
+            .access
+            .user()
+            .filter(|_| cx.record_arrivals)
+            .map(str::to_owned);
         let after = doc.get_heads();
         if after != before {
-            self.store_new_changes(doc, &before, out);
+            let arrivals = arrived_from.map(|user| Arrivals {
+                user,
+                changes: doc
+                    .get_changes_meta(&before)
+                    .iter()
+                    .map(|m| m.hash)
+                    .collect(),
+                at: cx.now,
+            });
+            self.store_changes(doc, &before, arrivals, out);
             out.push(Effect::Notify(Notification::RemoteChange {
                 document: id,
                 from,
@@ -652,6 +668,17 @@ impl DocSync {
     /// dependencies were lost in a crash wait in automerge's queue instead of making the
     /// document unloadable.
     fn store_new_changes(&mut self, doc: &Automerge, before: &[ChangeHash], out: &mut Vec<Effect>) {
+        self.store_changes(doc, before, None, out);
+    }
+
+    /// Stores the changes made since `before`, with who delivered them if recorded.
+    fn store_changes(
+        &mut self,
+        doc: &Automerge,
+        before: &[ChangeHash],
+        arrivals: Option<Arrivals>,
+        out: &mut Vec<Effect>,
+    ) {
         // Whole also while a write has failed: each later write then stands on its own.
         let bytes = if self.stored_once && self.retry_at.is_none() {
             doc.save_after(before)
@@ -659,15 +686,22 @@ impl DocSync {
             doc.save()
         };
         self.exists = true;
-        self.persist(bytes, doc.get_heads(), out);
+        self.persist(bytes, doc.get_heads(), arrivals, out);
     }
 
-    fn persist(&mut self, bytes: Vec<u8>, heads: Vec<ChangeHash>, out: &mut Vec<Effect>) {
+    fn persist(
+        &mut self,
+        bytes: Vec<u8>,
+        heads: Vec<ChangeHash>,
+        arrivals: Option<Arrivals>,
+        out: &mut Vec<Effect>,
+    ) {
         self.writes_in_flight += 1;
         out.push(Effect::Storage(StorageTask::Append {
             document: self.id,
             bytes,
             heads,
+            arrivals,
         }));
     }
 
@@ -708,7 +742,7 @@ impl DocSync {
         {
             // The whole document covers whatever the failed write held.
             self.retry_at = None;
-            self.persist(doc.save(), doc.get_heads(), out);
+            self.persist(doc.save(), doc.get_heads(), None, out);
         }
         let mut timed_out = false;
         for peer in self.peers.values_mut() {

@@ -47,6 +47,11 @@ pub struct SyncConfig {
     /// Seeds the actor ids the engine gives the documents it creates or loads. Random by
     /// default; fixed in tests, so that a run replays exactly.
     pub seed: u64,
+    /// Record who delivered each change that arrives from a peer whose credentials name a
+    /// user (see [`Access::for_user`](crate::sync::Access::for_user)), with the change
+    /// (`StorageTask::Append`'s `arrivals`). Off by default; a relay that checks tokens
+    /// turns it on.
+    pub record_arrivals: bool,
 }
 
 impl SyncConfig {
@@ -63,7 +68,14 @@ impl SyncConfig {
             sync_state_save_interval_ms: 1_000,
             handshake_timeout_ms: 10_000,
             seed: random_seed(),
+            record_arrivals: false,
         }
+    }
+
+    /// Recording who delivered each change (see [`record_arrivals`](Self::record_arrivals)).
+    pub fn with_arrivals_recorded(mut self) -> Self {
+        self.record_arrivals = true;
+        self
     }
 
     /// With another share policy.
@@ -465,6 +477,7 @@ impl SyncConfig {
             now,
             request_timeout_ms: config.request_timeout_ms,
             save_interval_ms: config.sync_state_save_interval_ms,
+            record_arrivals: config.record_arrivals,
         }
     }
 }

@@ -29,6 +29,6 @@ pub use access::{Access, Scope};
 pub use engine::{Engine, SyncConfig};
 pub use policy::{AnnounceAll, ServeOnRequest, SharePolicy};
 pub use types::{
-    ChangeFn, ConnectionId, Effect, Input, LocalChange, Millis, Notification, PeerInfo,
+    Arrivals, ChangeFn, ConnectionId, Effect, Input, LocalChange, Millis, Notification, PeerInfo,
     StorageResult, StorageTask,
 };

@@ -161,6 +161,18 @@ pub enum Effect {
     Notify(Notification),
 }
 
+/// Who delivered changes that arrived from a peer (see
+/// [`SyncConfig::record_arrivals`](crate::sync::SyncConfig::record_arrivals)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Arrivals {
+    /// The user the peer's credentials name.
+    pub user: String,
+    /// The changes new to this replica in what it delivered.
+    pub changes: Vec<ChangeHash>,
+    /// When they arrived.
+    pub at: Millis,
+}
+
 /// Storage work the engine asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -179,6 +191,10 @@ pub enum StorageTask {
         bytes: Vec<u8>,
         /// The document's heads once they are applied.
         heads: Vec<ChangeHash>,
+        /// Who delivered these changes, to be stored with them (only when
+        /// [`SyncConfig::record_arrivals`](crate::sync::SyncConfig::record_arrivals) is on
+        /// and the peer's credentials name a user).
+        arrivals: Option<Arrivals>,
     },
     /// Load the sync state saved with a peer's storage: answer
     /// [`StorageResult::SyncStateLoaded`].

@@ -15,12 +15,13 @@ use std::{
     time::Duration,
 };
 
+use automerge::ChangeHash;
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::oneshot;
 
 use self::writer::{Done, Submission, Writer, WriterCounters, WriterMessage};
 use super::{
-    DocumentMeta, Storage, StorageError, StorageFuture, StoredDocument, WriteDone, WriteOp,
+    Arrival, DocumentMeta, Storage, StorageError, StorageFuture, StoredDocument, WriteDone, WriteOp,
 };
 use crate::{DocumentId, StorageId};
 
@@ -314,6 +315,10 @@ impl Storage for SqliteStorage {
 
     fn load_sync_state(&self, id: DocumentId, peer: StorageId) -> StorageFuture<Option<Vec<u8>>> {
         self.read(move |conn| queries::load_sync_state(conn, id, &peer))
+    }
+
+    fn arrivals(&self, id: DocumentId, changes: Vec<ChangeHash>) -> StorageFuture<Vec<Arrival>> {
+        self.read(move |conn| queries::arrivals(conn, id, &changes))
     }
 
     fn close(&self) -> StorageFuture<()> {

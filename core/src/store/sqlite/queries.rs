@@ -1,17 +1,43 @@
 //! The SQL of each storage operation, over a borrowed connection. Threading lives elsewhere.
 
+use automerge::ChangeHash;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::{
     DocumentId, StorageId,
     store::{
-        Chunk, ChunkHash, ChunkKind, DocumentMeta, StorageError, StoredDocument, WriteOp,
+        Arrival, Chunk, ChunkHash, ChunkKind, DocumentMeta, StorageError, StoredDocument, WriteOp,
         records::{decode_heads, encode_heads},
     },
 };
 
 const META_COLUMNS: &str =
     "id, created_at, updated_at, heads, snapshot_bytes, incremental_bytes, chunk_count";
+
+/// The arrivals recorded for those of `changes` that have one.
+pub(crate) fn arrivals(
+    conn: &Connection,
+    id: DocumentId,
+    changes: &[ChangeHash],
+) -> Result<Vec<Arrival>, StorageError> {
+    let mut select = conn.prepare_cached(
+        "SELECT user, received_at FROM change_arrivals WHERE document_id = ?1 AND change = ?2",
+    )?;
+    let mut found = Vec::new();
+    for change in changes {
+        let arrival = select
+            .query_row(params![id.as_bytes(), change.0], |row| {
+                Ok(Arrival {
+                    change: *change,
+                    user: row.get(0)?,
+                    received_at: row.get(1)?,
+                })
+            })
+            .optional()?;
+        found.extend(arrival);
+    }
+    Ok(found)
+}
 
 /// Applies one write inside the caller's transaction.
 pub(crate) fn apply_write(conn: &Connection, write: &WriteOp) -> Result<(), StorageError> {
@@ -90,6 +116,21 @@ pub(crate) fn apply_write(conn: &Connection, write: &WriteOp) -> Result<(), Stor
             )?;
             if deleted == 0 {
                 return Err(StorageError::DocumentNotFound(*id));
+            }
+        }
+        WriteOp::RecordArrivals {
+            id,
+            user,
+            changes,
+            now,
+        } => {
+            require_document(conn, *id)?;
+            let mut insert = conn.prepare_cached(
+                "INSERT OR IGNORE INTO change_arrivals (document_id, change, user, received_at)
+                 VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            for change in changes {
+                insert.execute(params![id.as_bytes(), change.0, user, now])?;
             }
         }
         WriteOp::PutSyncState { id, peer, state } => {

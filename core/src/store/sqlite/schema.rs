@@ -12,6 +12,7 @@ use crate::store::StorageError;
 pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/001_initial.sql"),
     include_str!("migrations/002_sizes_and_sync_states.sql"),
+    include_str!("migrations/003_change_arrivals.sql"),
 ];
 
 /// The schema version this build writes.
