@@ -30,6 +30,24 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// [`Repo::archive`](crate::Repo::archive) could not write the archive file (it exists,
+    /// or the disk refused); the document was left as it was.
+    #[error("cannot write the archive {path}: {reason}")]
+    Archive {
+        /// The file.
+        path: String,
+        /// What the file system said.
+        reason: String,
+    },
+    /// [`Repo::archive`](crate::Repo::archive) was asked to archive a document that was
+    /// archived already.
+    #[error("document {document} was archived and continues as {to}")]
+    DocumentMoved {
+        /// The document.
+        document: DocumentId,
+        /// Where it continues.
+        to: crate::AutomergeUrl,
+    },
     /// A stored chunk no longer matches its content hash: the bytes were damaged on disk.
     /// Other documents are unaffected.
     #[error("document {document} is damaged: chunk {chunk} does not match its hash")]

@@ -50,6 +50,6 @@ pub use error::{Error, Result};
 pub use history::{BlameSpan, ChangeInfo, ChangeOptions, HistoryPage};
 pub use id::{AutomergeUrl, DocumentId, PeerId, StorageId};
 pub use repo::{
-    ChangeOrigin, Committed, CompactionPolicy, DocChange, DocEvent, DocHandle, DocSubscription,
-    HistoricView, Repo, RepoConfig, Role, Transport,
+    Archived, ChangeOrigin, Committed, CompactionPolicy, DocChange, DocEvent, DocHandle,
+    DocSubscription, HistoricView, HistorySize, MOVED_TO, Repo, RepoConfig, Role, Transport,
 };

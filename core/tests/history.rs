@@ -13,7 +13,8 @@ use weft::{
     ChangeOptions, DocHandle, Error, Repo, RepoConfig, Role, Transport,
     access::Path,
     automerge::{
-        ChangeHash, ObjId, ObjType, Patch, PatchAction, ROOT, ReadDoc, transaction::Transactable,
+        Automerge, ChangeHash, ObjId, ObjType, Patch, PatchAction, ROOT, ReadDoc,
+        transaction::Transactable,
     },
 };
 
@@ -525,5 +526,73 @@ async fn a_relay_records_who_delivered_each_change_whatever_author_it_claims() {
     );
     drop(on_relay);
     relay.close().await.unwrap();
+    ana.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn archiving_continues_a_long_history_in_a_new_document_that_peers_can_follow() {
+    let dir = tempfile::tempdir().unwrap();
+    let ana = open(dir.path(), "ana").await;
+    let bo = open(dir.path(), "bo").await;
+    join(&bo, &ana).await;
+    let doc = ana
+        .create_with(|tx| {
+            let text = tx.put_object(ROOT, "text", ObjType::Text)?;
+            tx.splice_text(&text, 0, 0, "log:")
+        })
+        .await
+        .unwrap();
+    let text = text_at(&doc, "text");
+    for n in 0..200 {
+        let text = text.clone();
+        doc.change(move |tx| {
+            tx.put(ROOT, "count", n)?;
+            tx.splice_text(&text, 4, 0, "x")
+        })
+        .await
+        .unwrap();
+    }
+    let on_bo = bo.find(doc.id()).await.unwrap();
+    let before = doc.json().unwrap();
+    let size = doc.history_size().await.unwrap();
+    assert_eq!(size.changes, 201);
+
+    let file = dir.path().join("archive.automerge");
+    let archived = ana.archive(doc.id(), &file).await.unwrap();
+    assert_eq!(archived.archived, size);
+    // The new document: the same state, one change.
+    let continued = &archived.continued;
+    assert_eq!(continued.json().unwrap(), before);
+    assert_eq!(continued.history_size().await.unwrap().changes, 1);
+    assert_eq!(continued.moved_to(), None);
+    // The archive holds the whole old history.
+    let archive = Automerge::load(&std::fs::read(&file).unwrap()).unwrap();
+    assert_eq!(archive.get_changes_meta(&[]).len(), 201);
+    // Bo, syncing the old document, learns where it went and follows it.
+    eventually("bo learns the new document", || async {
+        on_bo.moved_to() == Some(continued.url())
+    })
+    .await;
+    let followed = bo
+        .find(on_bo.moved_to().unwrap().document_id())
+        .await
+        .unwrap();
+    assert_eq!(followed.json().unwrap(), before);
+    // Archiving again is refused, and so is an archive file that exists.
+    assert!(matches!(
+        ana.archive(doc.id(), dir.path().join("again.automerge"))
+            .await,
+        Err(Error::DocumentMoved { .. })
+    ));
+    assert!(matches!(
+        ana.archive(continued.id(), &file).await,
+        Err(Error::Archive { .. })
+    ));
+    assert_eq!(
+        continued.moved_to(),
+        None,
+        "nothing done when the file is refused"
+    );
+    bo.close().await.unwrap();
     ana.close().await.unwrap();
 }

@@ -1,5 +1,6 @@
 //! The async API apps use: [`Repo`], [`DocHandle`], subscriptions and historic views.
 
+mod archive;
 mod awaited;
 mod config;
 mod doc_event;
@@ -13,6 +14,7 @@ mod repo;
 mod sync_driver;
 mod timed_storage;
 
+pub use archive::{Archived, HistorySize, MOVED_TO};
 pub use config::{CompactionPolicy, RepoConfig};
 pub use doc_event::{ChangeOrigin, DocChange, DocEvent, DocSubscription};
 pub use doc_handle::{Committed, DocHandle};
