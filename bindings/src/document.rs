@@ -14,7 +14,7 @@ use crate::{
 /// committed to the repo's storage, and reach connected peers from there.
 #[derive(Debug, uniffi::Object)]
 pub struct Document {
-    handle: DocHandle,
+    pub(crate) handle: DocHandle,
 }
 
 /// Something that happened to a document, for a [`DocumentListener`].
@@ -57,6 +57,14 @@ pub trait DocumentListener: Send + Sync {
 impl Document {
     pub(crate) fn new(handle: DocHandle) -> Arc<Self> {
         Arc::new(Self { handle })
+    }
+
+    /// Edits from the host, checked.
+    pub(crate) fn convert(&self, edits: Vec<Edit>) -> Result<Vec<access::Edit>, WeftError> {
+        Ok(edits
+            .into_iter()
+            .map(access::Edit::try_from)
+            .collect::<Result<Vec<_>, _>>()?)
     }
 }
 
@@ -111,10 +119,7 @@ impl Document {
     /// Python, when awaited): await one before starting the next to be sure of the order,
     /// or put them in one `apply`.
     pub async fn apply(&self, edits: Vec<Edit>) -> Result<(), WeftError> {
-        let edits = edits
-            .into_iter()
-            .map(access::Edit::try_from)
-            .collect::<Result<Vec<_>, _>>()?;
+        let edits = self.convert(edits)?;
         // Queued on the document now, in the order the host's calls run; awaited on the
         // runtime, so a caller that stops waiting does not cut the write short.
         let committed = self.handle.edit(edits);

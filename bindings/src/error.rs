@@ -43,6 +43,12 @@ pub enum WeftError {
     /// A listener implemented in the host language raised an error.
     #[error("{0}")]
     Listener(String),
+    /// `undo` or `redo` cannot take the change back (it formats text); nothing changed.
+    #[error("{0}")]
+    CannotUndo(String),
+    /// `Repo.archive` could not write its file, or the document was archived already.
+    #[error("{0}")]
+    Archive(String),
     /// A failure inside weft that is not the caller's doing.
     #[error("{0}")]
     Internal(String),
@@ -65,6 +71,8 @@ impl From<weft::Error> for WeftError {
                 Self::Storage(message)
             }
             E::Closed => Self::Closed(message),
+            E::CannotUndo { .. } => Self::CannotUndo(message),
+            E::Archive { .. } | E::DocumentMoved { .. } => Self::Archive(message),
             _ => Self::Internal(message),
         }
     }

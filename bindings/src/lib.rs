@@ -30,6 +30,7 @@
 mod connection;
 mod document;
 mod error;
+mod history;
 mod listen;
 mod logging;
 mod repo;
@@ -40,6 +41,7 @@ mod values;
 pub use connection::{Connection, ConnectionListener, ConnectionState};
 pub use document::{Document, DocumentEvent, DocumentListener};
 pub use error::WeftError;
+pub use history::{BlameSpan, ChangeRecord, HistoryPage};
 pub use listen::PeerServer;
 pub use logging::{LogLevel, LogListener, clear_log_listener, set_log_listener};
 pub use repo::{DocumentInfo, Repo, RepoOptions, TextUnit};

@@ -38,6 +38,10 @@ pub struct RepoOptions {
     /// The id this repo gives peers (default: random for each opening).
     #[uniffi(default = None)]
     pub peer_id: Option<String>,
+    /// Who makes this repo's changes (a user id), recorded on each change and shown in
+    /// `Document.history` (default: none).
+    #[uniffi(default = None)]
+    pub author: Option<String>,
 }
 
 impl RepoOptions {
@@ -53,6 +57,7 @@ impl RepoOptions {
         if let Some(peer_id) = self.peer_id {
             config.sync.peer_id = weft::PeerId::new(peer_id);
         }
+        config.author = self.author;
         config
     }
 }
@@ -79,7 +84,7 @@ pub struct DocumentInfo {
 /// or the repo's `close`, whether or not the host keeps their objects.
 #[derive(Debug, uniffi::Object)]
 pub struct Repo {
-    inner: weft::Repo,
+    pub(crate) inner: weft::Repo,
     connections: Mutex<Vec<Arc<Connection>>>,
     servers: Mutex<Vec<Arc<PeerServer>>>,
     /// Set first by `shutdown`; checked under the lists' locks before adding to them, so

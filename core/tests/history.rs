@@ -13,7 +13,7 @@ use weft::{
     ChangeOptions, DocHandle, Error, Repo, RepoConfig, Role, Transport,
     access::Path,
     automerge::{
-        Automerge, ChangeHash, ObjId, ObjType, Patch, PatchAction, ROOT, ReadDoc,
+        Automerge, ChangeHash, ObjId, ObjType, Patch, PatchAction, ROOT, ReadDoc, ScalarValue,
         transaction::Transactable,
     },
 };
@@ -595,4 +595,29 @@ async fn archiving_continues_a_long_history_in_a_new_document_that_peers_can_fol
     );
     bo.close().await.unwrap();
     ana.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_view_reads_as_json_like_the_document_did_then() {
+    let repo = Repo::in_memory();
+    let doc = repo
+        .create_with(|tx| {
+            tx.put(ROOT, "title", "list")?;
+            tx.put(ROOT, "count", ScalarValue::counter(2))?;
+            let items = tx.put_object(ROOT, "items", ObjType::List)?;
+            let item = tx.insert_object(&items, 0, ObjType::Map)?;
+            tx.put(&item, "done", false)?;
+            tx.put(&item, "bytes", vec![1u8, 2])?;
+            let text = tx.put_object(&item, "note", ObjType::Text)?;
+            tx.splice_text(&text, 0, 0, "milk")
+        })
+        .await
+        .unwrap();
+    let then = doc.heads();
+    let json_then = doc.json().unwrap();
+    doc.change(|tx| tx.put(ROOT, "title", "changed"))
+        .await
+        .unwrap();
+    assert_eq!(doc.view_at(&then).unwrap().json().await.unwrap(), json_then);
+    assert_ne!(doc.json().unwrap(), json_then);
 }

@@ -8,6 +8,7 @@ import kotlinx.coroutines.withTimeoutOrNull
 import notes.Note
 import notes.NotesStore
 import weft.ConnectionState
+import weft.Edit
 import weft.Repo
 import weft.RepoOptions
 import weft.TextUnit
@@ -141,6 +142,18 @@ suspend fun scenario(): Boolean {
             } catch (e: WeftException.InvalidPath) {
                 check(e.message!!.startsWith("path \"/t/9/x\"")) { "message: ${e.message}" }
             }
+            // History and undo: every change names its author, and undo takes a splice back.
+            val authored = Repo.inMemory(RepoOptions(textUnit = TextUnit.UTF16_CODE_UNIT, peerId = null, author = "kotlin"))
+            val notes = authored.create()
+            notes.applyWithMessage(listOf(Edit.Put("/t", Value.Text("a👋b"))), "first")
+            notes.spliceText("/t", "a👋".length.toULong(), 0UL, "!")
+            val page = notes.history(null, 10u)
+            check(page.changes.map { it.author } == listOf("kotlin", "kotlin", "kotlin") && page.changes[1].message == "first") {
+                "history: $page"
+            }
+            check(notes.undo() && notes.get("/t") == Value.Text("a👋b")) { "undo: ${notes.get("/t")}" }
+            check(notes.redo() && notes.get("/t") == Value.Text("a👋!b")) { "redo: ${notes.get("/t")}" }
+            authored.shutdown()
             val refused = repo.connect(relay.url, "wrong")
             try {
                 refused.waitConnected(10_000UL)

@@ -23,4 +23,4 @@ pub use value::Value;
 
 pub(crate) use edit::apply;
 pub(crate) use path::resolve;
-pub(crate) use value::{get, json, keys, length, object};
+pub(crate) use value::{get, hydrated_json, json, keys, length, object};

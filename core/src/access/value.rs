@@ -155,6 +155,29 @@ pub(crate) fn length(doc: &impl ReadDoc, path: &Path) -> Result<usize> {
     Ok(doc.length(&id))
 }
 
+/// A document as it was (a hydrated value) as JSON, in the form of [`json`].
+pub(crate) fn hydrated_json(value: &automerge::hydrate::Value) -> Result<String> {
+    fn convert(value: &automerge::hydrate::Value) -> Result<serde_json::Value> {
+        use automerge::hydrate::Value as Hydrated;
+        Ok(match value {
+            Hydrated::Scalar(scalar) => serde_json::to_value(scalar)
+                .map_err(|error| Error::Internal(format!("a value as JSON: {error}")))?,
+            Hydrated::Map(map) => serde_json::Value::Object(
+                map.iter()
+                    .map(|(key, entry)| Ok((key.clone(), convert(&entry.value)?)))
+                    .collect::<Result<_>>()?,
+            ),
+            Hydrated::List(list) => serde_json::Value::Array(
+                list.iter()
+                    .map(|item| convert(&item.value))
+                    .collect::<Result<_>>()?,
+            ),
+            Hydrated::Text(text) => serde_json::Value::String(text.to_string()),
+        })
+    }
+    Ok(convert(value)?.to_string())
+}
+
 /// The whole document as JSON (text as strings, counters as numbers, bytes as arrays).
 pub(crate) fn json(doc: &impl ReadDoc) -> Result<String> {
     serde_json::to_string(&automerge::AutoSerde::from(doc))

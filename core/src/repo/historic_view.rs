@@ -65,6 +65,13 @@ impl HistoricView {
             .await
     }
 
+    /// The whole document at these heads as JSON, in the form of
+    /// [`DocHandle::json`](crate::DocHandle::json).
+    pub async fn json(&self) -> Result<String> {
+        let value = self.hydrate().await?;
+        crate::access::hydrated_json(&value)
+    }
+
     /// The text of `obj` at these heads.
     pub async fn text(&self, obj: &automerge::ObjId) -> Result<String> {
         let obj = obj.clone();

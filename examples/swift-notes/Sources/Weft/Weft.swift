@@ -1192,6 +1192,65 @@ public protocol DocumentProtocol: AnyObject, Sendable {
      */
     func url()  -> String
     
+    /**
+     * Applies `edits` as one change with `message` in the history (see `apply`).
+     */
+    func applyWithMessage(edits: [Edit], message: String) async throws 
+    
+    /**
+     * Who wrote which part of the text at `path`, in order, covering it.
+     */
+    func blame(path: String) async throws  -> [BlameSpan]
+    
+    /**
+     * Whether `redo` has an undo to take back.
+     */
+    func canRedo()  -> Bool
+    
+    /**
+     * Whether `undo` has a change to take back.
+     */
+    func canUndo()  -> Bool
+    
+    /**
+     * The heads of the document as it was at `time` (seconds since the Unix epoch); empty
+     * if it is younger.
+     */
+    func headsAtTime(time: Int64) async throws  -> [String]
+    
+    /**
+     * Up to `limit` changes, newest first, from `from` (heads; null: now). A page costs
+     * about the same however long the history is.
+     */
+    func history(from: [String]?, limit: UInt32) async throws  -> HistoryPage
+    
+    /**
+     * The document that continues this one if it was archived (its `automerge:` URL).
+     */
+    func movedTo()  -> String?
+    
+    /**
+     * Takes back the newest undo. False if there was nothing to redo.
+     */
+    func redo() async throws  -> Bool
+    
+    /**
+     * Makes the document equal its state at `heads`, as one new change (history is kept,
+     * and the restore can be undone).
+     */
+    func restore(heads: [String]) async throws 
+    
+    /**
+     * The whole document as it was at `heads`, as JSON (like `to_json`).
+     */
+    func toJsonAt(heads: [String]) async throws  -> String
+    
+    /**
+     * Takes back this device's newest change that is not undone yet, as a new change; what
+     * others wrote since stays. False if there was nothing to undo.
+     */
+    func undo() async throws  -> Bool
+    
 }
 /**
  * A document of a [`Repo`](crate::Repo). Reads are immediate; writes resolve once they are
@@ -1521,6 +1580,198 @@ open func url() -> String  {
             self.uniffiCloneHandle(),uniffiCallStatus
     )
 })
+}
+    
+    /**
+     * Applies `edits` as one change with `message` in the history (see `apply`).
+     */
+open func applyWithMessage(edits: [Edit], message: String)async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_weft_ffi_fn_method_document_apply_with_message(
+                        self.uniffiCloneHandle(),FfiConverterSequenceTypeEdit.lower(edits),FfiConverterString.lower(message)
+                )
+            },
+            pollFunc: ffi_weft_ffi_rust_future_poll_void,
+            completeFunc: ffi_weft_ffi_rust_future_complete_void,
+            freeFunc: ffi_weft_ffi_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: FfiConverterTypeWeftError_lift
+        )
+}
+    
+    /**
+     * Who wrote which part of the text at `path`, in order, covering it.
+     */
+open func blame(path: String)async throws  -> [BlameSpan]  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_weft_ffi_fn_method_document_blame(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(path)
+                )
+            },
+            pollFunc: ffi_weft_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_weft_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_weft_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterSequenceTypeBlameSpan.lift,
+            errorHandler: FfiConverterTypeWeftError_lift
+        )
+}
+    
+    /**
+     * Whether `redo` has an undo to take back.
+     */
+open func canRedo() -> Bool  {
+    return try!  FfiConverterBool.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_weft_ffi_fn_method_document_can_redo(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Whether `undo` has a change to take back.
+     */
+open func canUndo() -> Bool  {
+    return try!  FfiConverterBool.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_weft_ffi_fn_method_document_can_undo(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The heads of the document as it was at `time` (seconds since the Unix epoch); empty
+     * if it is younger.
+     */
+open func headsAtTime(time: Int64)async throws  -> [String]  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_weft_ffi_fn_method_document_heads_at_time(
+                        self.uniffiCloneHandle(),FfiConverterInt64.lower(time)
+                )
+            },
+            pollFunc: ffi_weft_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_weft_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_weft_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterSequenceString.lift,
+            errorHandler: FfiConverterTypeWeftError_lift
+        )
+}
+    
+    /**
+     * Up to `limit` changes, newest first, from `from` (heads; null: now). A page costs
+     * about the same however long the history is.
+     */
+open func history(from: [String]?, limit: UInt32)async throws  -> HistoryPage  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_weft_ffi_fn_method_document_history(
+                        self.uniffiCloneHandle(),FfiConverterOptionSequenceString.lower(from),FfiConverterUInt32.lower(limit)
+                )
+            },
+            pollFunc: ffi_weft_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_weft_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_weft_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeHistoryPage_lift,
+            errorHandler: FfiConverterTypeWeftError_lift
+        )
+}
+    
+    /**
+     * The document that continues this one if it was archived (its `automerge:` URL).
+     */
+open func movedTo() -> String?  {
+    return try!  FfiConverterOptionString.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_weft_ffi_fn_method_document_moved_to(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Takes back the newest undo. False if there was nothing to redo.
+     */
+open func redo()async throws  -> Bool  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_weft_ffi_fn_method_document_redo(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_weft_ffi_rust_future_poll_i8,
+            completeFunc: ffi_weft_ffi_rust_future_complete_i8,
+            freeFunc: ffi_weft_ffi_rust_future_free_i8,
+            liftFunc: FfiConverterBool.lift,
+            errorHandler: FfiConverterTypeWeftError_lift
+        )
+}
+    
+    /**
+     * Makes the document equal its state at `heads`, as one new change (history is kept,
+     * and the restore can be undone).
+     */
+open func restore(heads: [String])async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_weft_ffi_fn_method_document_restore(
+                        self.uniffiCloneHandle(),FfiConverterSequenceString.lower(heads)
+                )
+            },
+            pollFunc: ffi_weft_ffi_rust_future_poll_void,
+            completeFunc: ffi_weft_ffi_rust_future_complete_void,
+            freeFunc: ffi_weft_ffi_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: FfiConverterTypeWeftError_lift
+        )
+}
+    
+    /**
+     * The whole document as it was at `heads`, as JSON (like `to_json`).
+     */
+open func toJsonAt(heads: [String])async throws  -> String  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_weft_ffi_fn_method_document_to_json_at(
+                        self.uniffiCloneHandle(),FfiConverterSequenceString.lower(heads)
+                )
+            },
+            pollFunc: ffi_weft_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_weft_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_weft_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterString.lift,
+            errorHandler: FfiConverterTypeWeftError_lift
+        )
+}
+    
+    /**
+     * Takes back this device's newest change that is not undone yet, as a new change; what
+     * others wrote since stays. False if there was nothing to undo.
+     */
+open func undo()async throws  -> Bool  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_weft_ffi_fn_method_document_undo(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_weft_ffi_rust_future_poll_i8,
+            completeFunc: ffi_weft_ffi_rust_future_complete_i8,
+            freeFunc: ffi_weft_ffi_rust_future_free_i8,
+            liftFunc: FfiConverterBool.lift,
+            errorHandler: FfiConverterTypeWeftError_lift
+        )
 }
     
 
@@ -2197,6 +2448,13 @@ public func FfiConverterTypePeerServer_lower(_ value: PeerServer) -> UInt64 {
 public protocol RepoProtocol: AnyObject, Sendable {
     
     /**
+     * Writes the document whole to the file `archive_path` and continues it in a new
+     * document holding its current state as one change (returned); the old one names the
+     * new one (`moved_to`), so peers follow. Bounds history growth without breaking sync.
+     */
+    func archive(idOrUrl: String, archivePath: String) async throws  -> Document
+    
+    /**
      * Connects to a relay or peer at `url` (`ws://host:port` or `wss://host`), with a
      * `token` if it asks for one, and keeps the connection up until `disconnect`. Returns
      * at once: watch the connection's state, or `wait_connected`.
@@ -2342,6 +2600,27 @@ public static func `open`(path: String, options: RepoOptions? = nil)async throws
 }
     
 
+    
+    /**
+     * Writes the document whole to the file `archive_path` and continues it in a new
+     * document holding its current state as one change (returned); the old one names the
+     * new one (`moved_to`), so peers follow. Bounds history growth without breaking sync.
+     */
+open func archive(idOrUrl: String, archivePath: String)async throws  -> Document  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_weft_ffi_fn_method_repo_archive(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(idOrUrl),FfiConverterString.lower(archivePath)
+                )
+            },
+            pollFunc: ffi_weft_ffi_rust_future_poll_u64,
+            completeFunc: ffi_weft_ffi_rust_future_complete_u64,
+            freeFunc: ffi_weft_ffi_rust_future_free_u64,
+            liftFunc: FfiConverterTypeDocument_lift,
+            errorHandler: FfiConverterTypeWeftError_lift
+        )
+}
     
     /**
      * Connects to a relay or peer at `url` (`ws://host:port` or `wss://host`), with a
@@ -2695,6 +2974,214 @@ public func FfiConverterTypeSubscription_lower(_ value: Subscription) -> UInt64 
 
 
 /**
+ * A run of a text written by one author (or, without authors, one actor).
+ */
+public struct BlameSpan: Equatable, Hashable {
+    /**
+     * Where it starts, in the repo's text unit.
+     */
+    public var start: UInt64
+    /**
+     * Where it ends (exclusive).
+     */
+    public var end: UInt64
+    /**
+     * The author's user id, if the changes name one.
+     */
+    public var author: String?
+    /**
+     * The changes that wrote it (hex).
+     */
+    public var changes: [String]
+    /**
+     * When the newest of them was made (seconds since the Unix epoch).
+     */
+    public var time: Int64
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Where it starts, in the repo's text unit.
+         */start: UInt64, 
+        /**
+         * Where it ends (exclusive).
+         */end: UInt64, 
+        /**
+         * The author's user id, if the changes name one.
+         */author: String?, 
+        /**
+         * The changes that wrote it (hex).
+         */changes: [String], 
+        /**
+         * When the newest of them was made (seconds since the Unix epoch).
+         */time: Int64) {
+        self.start = start
+        self.end = end
+        self.author = author
+        self.changes = changes
+        self.time = time
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension BlameSpan: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeBlameSpan: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> BlameSpan {
+        return
+            try BlameSpan(
+                start: FfiConverterUInt64.read(from: &buf), 
+                end: FfiConverterUInt64.read(from: &buf), 
+                author: FfiConverterOptionString.read(from: &buf), 
+                changes: FfiConverterSequenceString.read(from: &buf), 
+                time: FfiConverterInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: BlameSpan, into buf: inout [UInt8]) {
+        FfiConverterUInt64.write(value.start, into: &buf)
+        FfiConverterUInt64.write(value.end, into: &buf)
+        FfiConverterOptionString.write(value.author, into: &buf)
+        FfiConverterSequenceString.write(value.changes, into: &buf)
+        FfiConverterInt64.write(value.time, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeBlameSpan_lift(_ buf: RustBuffer) throws -> BlameSpan {
+    return try FfiConverterTypeBlameSpan.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeBlameSpan_lower(_ value: BlameSpan) -> RustBuffer {
+    return FfiConverterTypeBlameSpan.lower(value)
+}
+
+
+/**
+ * One change of a document's history.
+ */
+public struct ChangeRecord: Equatable, Hashable {
+    /**
+     * Its hash (hex): its identity everywhere.
+     */
+    public var hash: String
+    /**
+     * The author the writing device claimed (`RepoOptions.author`); null if none.
+     */
+    public var author: String?
+    /**
+     * When it was made, in seconds since the Unix epoch (0 if not stamped).
+     */
+    public var time: Int64
+    /**
+     * The message it was made with, if any.
+     */
+    public var message: String?
+    /**
+     * How many operations it holds.
+     */
+    public var operations: UInt64
+    /**
+     * The changes it builds on (hex).
+     */
+    public var deps: [String]
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Its hash (hex): its identity everywhere.
+         */hash: String, 
+        /**
+         * The author the writing device claimed (`RepoOptions.author`); null if none.
+         */author: String?, 
+        /**
+         * When it was made, in seconds since the Unix epoch (0 if not stamped).
+         */time: Int64, 
+        /**
+         * The message it was made with, if any.
+         */message: String?, 
+        /**
+         * How many operations it holds.
+         */operations: UInt64, 
+        /**
+         * The changes it builds on (hex).
+         */deps: [String]) {
+        self.hash = hash
+        self.author = author
+        self.time = time
+        self.message = message
+        self.operations = operations
+        self.deps = deps
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension ChangeRecord: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeChangeRecord: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ChangeRecord {
+        return
+            try ChangeRecord(
+                hash: FfiConverterString.read(from: &buf), 
+                author: FfiConverterOptionString.read(from: &buf), 
+                time: FfiConverterInt64.read(from: &buf), 
+                message: FfiConverterOptionString.read(from: &buf), 
+                operations: FfiConverterUInt64.read(from: &buf), 
+                deps: FfiConverterSequenceString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: ChangeRecord, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.hash, into: &buf)
+        FfiConverterOptionString.write(value.author, into: &buf)
+        FfiConverterInt64.write(value.time, into: &buf)
+        FfiConverterOptionString.write(value.message, into: &buf)
+        FfiConverterUInt64.write(value.operations, into: &buf)
+        FfiConverterSequenceString.write(value.deps, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeChangeRecord_lift(_ buf: RustBuffer) throws -> ChangeRecord {
+    return try FfiConverterTypeChangeRecord.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeChangeRecord_lower(_ value: ChangeRecord) -> RustBuffer {
+    return FfiConverterTypeChangeRecord.lower(value)
+}
+
+
+/**
  * A stored document, as `Repo.list` reports it.
  */
 public struct DocumentInfo: Equatable, Hashable {
@@ -2794,6 +3281,77 @@ public func FfiConverterTypeDocumentInfo_lower(_ value: DocumentInfo) -> RustBuf
 
 
 /**
+ * A page of a document's history, newest first.
+ */
+public struct HistoryPage: Equatable, Hashable {
+    /**
+     * The changes, newest first.
+     */
+    public var changes: [ChangeRecord]
+    /**
+     * Pass as `from` for the next page; null at the beginning of the history. These are
+     * also the heads of the document as it was before this page's oldest change.
+     */
+    public var next: [String]?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The changes, newest first.
+         */changes: [ChangeRecord], 
+        /**
+         * Pass as `from` for the next page; null at the beginning of the history. These are
+         * also the heads of the document as it was before this page's oldest change.
+         */next: [String]?) {
+        self.changes = changes
+        self.next = next
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension HistoryPage: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeHistoryPage: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> HistoryPage {
+        return
+            try HistoryPage(
+                changes: FfiConverterSequenceTypeChangeRecord.read(from: &buf), 
+                next: FfiConverterOptionSequenceString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: HistoryPage, into buf: inout [UInt8]) {
+        FfiConverterSequenceTypeChangeRecord.write(value.changes, into: &buf)
+        FfiConverterOptionSequenceString.write(value.next, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeHistoryPage_lift(_ buf: RustBuffer) throws -> HistoryPage {
+    return try FfiConverterTypeHistoryPage.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeHistoryPage_lower(_ value: HistoryPage) -> RustBuffer {
+    return FfiConverterTypeHistoryPage.lower(value)
+}
+
+
+/**
  * How a repo is set up; every field is optional.
  */
 public struct RepoOptions: Equatable, Hashable {
@@ -2805,6 +3363,11 @@ public struct RepoOptions: Equatable, Hashable {
      * The id this repo gives peers (default: random for each opening).
      */
     public var peerId: String?
+    /**
+     * Who makes this repo's changes (a user id), recorded on each change and shown in
+     * `Document.history` (default: none).
+     */
+    public var author: String?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -2814,9 +3377,14 @@ public struct RepoOptions: Equatable, Hashable {
          */textUnit: TextUnit? = nil, 
         /**
          * The id this repo gives peers (default: random for each opening).
-         */peerId: String? = nil) {
+         */peerId: String? = nil, 
+        /**
+         * Who makes this repo's changes (a user id), recorded on each change and shown in
+         * `Document.history` (default: none).
+         */author: String? = nil) {
         self.textUnit = textUnit
         self.peerId = peerId
+        self.author = author
     }
 
     
@@ -2836,13 +3404,15 @@ public struct FfiConverterTypeRepoOptions: FfiConverterRustBuffer {
         return
             try RepoOptions(
                 textUnit: FfiConverterOptionTypeTextUnit.read(from: &buf), 
-                peerId: FfiConverterOptionString.read(from: &buf)
+                peerId: FfiConverterOptionString.read(from: &buf), 
+                author: FfiConverterOptionString.read(from: &buf)
         )
     }
 
     public static func write(_ value: RepoOptions, into buf: inout [UInt8]) {
         FfiConverterOptionTypeTextUnit.write(value.textUnit, into: &buf)
         FfiConverterOptionString.write(value.peerId, into: &buf)
+        FfiConverterOptionString.write(value.author, into: &buf)
     }
 }
 
@@ -3811,6 +4381,16 @@ enum WeftError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
     case Listener(message: String)
     
     /**
+     * `undo` or `redo` cannot take the change back (it formats text); nothing changed.
+     */
+    case CannotUndo(message: String)
+    
+    /**
+     * `Repo.archive` could not write its file, or the document was archived already.
+     */
+    case Archive(message: String)
+    
+    /**
      * A failure inside weft that is not the caller's doing.
      */
     case Internal(message: String)
@@ -3892,7 +4472,15 @@ public struct FfiConverterTypeWeftError: FfiConverterRustBuffer {
             message: try FfiConverterString.read(from: &buf)
         )
         
-        case 13: return .Internal(
+        case 13: return .CannotUndo(
+            message: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 14: return .Archive(
+            message: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 15: return .Internal(
             message: try FfiConverterString.read(from: &buf)
         )
         
@@ -3931,8 +4519,12 @@ public struct FfiConverterTypeWeftError: FfiConverterRustBuffer {
             writeInt(&buf, Int32(11))
         case .Listener(_ /* message is ignored*/):
             writeInt(&buf, Int32(12))
-        case .Internal(_ /* message is ignored*/):
+        case .CannotUndo(_ /* message is ignored*/):
             writeInt(&buf, Int32(13))
+        case .Archive(_ /* message is ignored*/):
+            writeInt(&buf, Int32(14))
+        case .Internal(_ /* message is ignored*/):
+            writeInt(&buf, Int32(15))
 
         
         }
@@ -4053,6 +4645,30 @@ fileprivate struct FfiConverterOptionTypeValue: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionSequenceString: FfiConverterRustBuffer {
+    typealias SwiftType = [String]?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterSequenceString.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterSequenceString.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterSequenceString: FfiConverterRustBuffer {
     typealias SwiftType = [String]
 
@@ -4070,6 +4686,56 @@ fileprivate struct FfiConverterSequenceString: FfiConverterRustBuffer {
         seq.reserveCapacity(Int(len))
         for _ in 0 ..< len {
             seq.append(try FfiConverterString.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeBlameSpan: FfiConverterRustBuffer {
+    typealias SwiftType = [BlameSpan]
+
+    public static func write(_ value: [BlameSpan], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeBlameSpan.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [BlameSpan] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [BlameSpan]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeBlameSpan.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeChangeRecord: FfiConverterRustBuffer {
+    typealias SwiftType = [ChangeRecord]
+
+    public static func write(_ value: [ChangeRecord], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeChangeRecord.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [ChangeRecord] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [ChangeRecord]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeChangeRecord.read(from: &buf))
         }
         return seq
     }
@@ -4300,6 +4966,39 @@ private let initializationResult: InitializationResult = {
     if (uniffi_weft_ffi_checksum_method_document_url() != 61218) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_weft_ffi_checksum_method_document_apply_with_message() != 7400) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_weft_ffi_checksum_method_document_blame() != 50888) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_weft_ffi_checksum_method_document_can_redo() != 2287) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_weft_ffi_checksum_method_document_can_undo() != 18614) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_weft_ffi_checksum_method_document_heads_at_time() != 10590) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_weft_ffi_checksum_method_document_history() != 49458) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_weft_ffi_checksum_method_document_moved_to() != 17340) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_weft_ffi_checksum_method_document_redo() != 33806) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_weft_ffi_checksum_method_document_restore() != 57574) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_weft_ffi_checksum_method_document_to_json_at() != 19741) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_weft_ffi_checksum_method_document_undo() != 34137) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_weft_ffi_checksum_method_documentlistener_on_event() != 54153) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -4313,6 +5012,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_weft_ffi_checksum_method_loglistener_on_log() != 51239) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_weft_ffi_checksum_method_repo_archive() != 48568) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_weft_ffi_checksum_method_repo_connect() != 40627) {

@@ -441,6 +441,61 @@ uint64_t uniffi_weft_ffi_fn_method_document_update_text(uint64_t ptr, RustBuffer
 RustBuffer uniffi_weft_ffi_fn_method_document_url(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_FN_METHOD_DOCUMENT_APPLY_WITH_MESSAGE
+#define UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_FN_METHOD_DOCUMENT_APPLY_WITH_MESSAGE
+uint64_t uniffi_weft_ffi_fn_method_document_apply_with_message(uint64_t ptr, RustBuffer edits, RustBuffer message
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_FN_METHOD_DOCUMENT_BLAME
+#define UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_FN_METHOD_DOCUMENT_BLAME
+uint64_t uniffi_weft_ffi_fn_method_document_blame(uint64_t ptr, RustBuffer path
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_FN_METHOD_DOCUMENT_CAN_REDO
+#define UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_FN_METHOD_DOCUMENT_CAN_REDO
+int8_t uniffi_weft_ffi_fn_method_document_can_redo(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_FN_METHOD_DOCUMENT_CAN_UNDO
+#define UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_FN_METHOD_DOCUMENT_CAN_UNDO
+int8_t uniffi_weft_ffi_fn_method_document_can_undo(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_FN_METHOD_DOCUMENT_HEADS_AT_TIME
+#define UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_FN_METHOD_DOCUMENT_HEADS_AT_TIME
+uint64_t uniffi_weft_ffi_fn_method_document_heads_at_time(uint64_t ptr, int64_t time
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_FN_METHOD_DOCUMENT_HISTORY
+#define UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_FN_METHOD_DOCUMENT_HISTORY
+uint64_t uniffi_weft_ffi_fn_method_document_history(uint64_t ptr, RustBuffer from, uint32_t limit
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_FN_METHOD_DOCUMENT_MOVED_TO
+#define UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_FN_METHOD_DOCUMENT_MOVED_TO
+RustBuffer uniffi_weft_ffi_fn_method_document_moved_to(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_FN_METHOD_DOCUMENT_REDO
+#define UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_FN_METHOD_DOCUMENT_REDO
+uint64_t uniffi_weft_ffi_fn_method_document_redo(uint64_t ptr
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_FN_METHOD_DOCUMENT_RESTORE
+#define UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_FN_METHOD_DOCUMENT_RESTORE
+uint64_t uniffi_weft_ffi_fn_method_document_restore(uint64_t ptr, RustBuffer heads
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_FN_METHOD_DOCUMENT_TO_JSON_AT
+#define UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_FN_METHOD_DOCUMENT_TO_JSON_AT
+uint64_t uniffi_weft_ffi_fn_method_document_to_json_at(uint64_t ptr, RustBuffer heads
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_FN_METHOD_DOCUMENT_UNDO
+#define UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_FN_METHOD_DOCUMENT_UNDO
+uint64_t uniffi_weft_ffi_fn_method_document_undo(uint64_t ptr
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_FN_CLONE_DOCUMENTLISTENER
 #define UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_FN_CLONE_DOCUMENTLISTENER
 uint64_t uniffi_weft_ffi_fn_clone_documentlistener(uint64_t handle, RustCallStatus *_Nonnull out_status
@@ -524,6 +579,11 @@ uint64_t uniffi_weft_ffi_fn_constructor_repo_in_memory(RustBuffer options, RustC
 #ifndef UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_FN_CONSTRUCTOR_REPO_OPEN
 #define UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_FN_CONSTRUCTOR_REPO_OPEN
 uint64_t uniffi_weft_ffi_fn_constructor_repo_open(RustBuffer path, RustBuffer options
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_FN_METHOD_REPO_ARCHIVE
+#define UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_FN_METHOD_REPO_ARCHIVE
+uint64_t uniffi_weft_ffi_fn_method_repo_archive(uint64_t ptr, RustBuffer id_or_url, RustBuffer archive_path
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_FN_METHOD_REPO_CONNECT
@@ -1019,6 +1079,72 @@ uint16_t uniffi_weft_ffi_checksum_method_document_url(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_CHECKSUM_METHOD_DOCUMENT_APPLY_WITH_MESSAGE
+#define UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_CHECKSUM_METHOD_DOCUMENT_APPLY_WITH_MESSAGE
+uint16_t uniffi_weft_ffi_checksum_method_document_apply_with_message(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_CHECKSUM_METHOD_DOCUMENT_BLAME
+#define UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_CHECKSUM_METHOD_DOCUMENT_BLAME
+uint16_t uniffi_weft_ffi_checksum_method_document_blame(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_CHECKSUM_METHOD_DOCUMENT_CAN_REDO
+#define UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_CHECKSUM_METHOD_DOCUMENT_CAN_REDO
+uint16_t uniffi_weft_ffi_checksum_method_document_can_redo(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_CHECKSUM_METHOD_DOCUMENT_CAN_UNDO
+#define UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_CHECKSUM_METHOD_DOCUMENT_CAN_UNDO
+uint16_t uniffi_weft_ffi_checksum_method_document_can_undo(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_CHECKSUM_METHOD_DOCUMENT_HEADS_AT_TIME
+#define UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_CHECKSUM_METHOD_DOCUMENT_HEADS_AT_TIME
+uint16_t uniffi_weft_ffi_checksum_method_document_heads_at_time(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_CHECKSUM_METHOD_DOCUMENT_HISTORY
+#define UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_CHECKSUM_METHOD_DOCUMENT_HISTORY
+uint16_t uniffi_weft_ffi_checksum_method_document_history(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_CHECKSUM_METHOD_DOCUMENT_MOVED_TO
+#define UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_CHECKSUM_METHOD_DOCUMENT_MOVED_TO
+uint16_t uniffi_weft_ffi_checksum_method_document_moved_to(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_CHECKSUM_METHOD_DOCUMENT_REDO
+#define UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_CHECKSUM_METHOD_DOCUMENT_REDO
+uint16_t uniffi_weft_ffi_checksum_method_document_redo(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_CHECKSUM_METHOD_DOCUMENT_RESTORE
+#define UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_CHECKSUM_METHOD_DOCUMENT_RESTORE
+uint16_t uniffi_weft_ffi_checksum_method_document_restore(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_CHECKSUM_METHOD_DOCUMENT_TO_JSON_AT
+#define UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_CHECKSUM_METHOD_DOCUMENT_TO_JSON_AT
+uint16_t uniffi_weft_ffi_checksum_method_document_to_json_at(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_CHECKSUM_METHOD_DOCUMENT_UNDO
+#define UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_CHECKSUM_METHOD_DOCUMENT_UNDO
+uint16_t uniffi_weft_ffi_checksum_method_document_undo(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_CHECKSUM_METHOD_DOCUMENTLISTENER_ON_EVENT
 #define UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_CHECKSUM_METHOD_DOCUMENTLISTENER_ON_EVENT
 uint16_t uniffi_weft_ffi_checksum_method_documentlistener_on_event(void
@@ -1046,6 +1172,12 @@ uint16_t uniffi_weft_ffi_checksum_method_peerserver_url(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_CHECKSUM_METHOD_LOGLISTENER_ON_LOG
 #define UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_CHECKSUM_METHOD_LOGLISTENER_ON_LOG
 uint16_t uniffi_weft_ffi_checksum_method_loglistener_on_log(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_CHECKSUM_METHOD_REPO_ARCHIVE
+#define UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_CHECKSUM_METHOD_REPO_ARCHIVE
+uint16_t uniffi_weft_ffi_checksum_method_repo_archive(void
     
 );
 #endif
