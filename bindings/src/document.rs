@@ -61,10 +61,7 @@ impl Document {
 
     /// Edits from the host, checked.
     pub(crate) fn convert(&self, edits: Vec<Edit>) -> Result<Vec<access::Edit>, WeftError> {
-        Ok(edits
-            .into_iter()
-            .map(access::Edit::try_from)
-            .collect::<Result<Vec<_>, _>>()?)
+        edits.into_iter().map(access::Edit::try_from).collect()
     }
 }
 
