@@ -8,7 +8,7 @@ mod common;
 
 use std::path::Path as FsPath;
 
-use common::eventually;
+use common::{eventually, find_eventually};
 use weft::{
     ChangeOptions, DocHandle, Error, Repo, RepoConfig, Role, Transport,
     access::Path,
@@ -486,7 +486,8 @@ async fn a_relay_records_who_delivered_each_change_whatever_author_it_claims() {
     }
     let doc = ana.create().await.unwrap();
     doc.change(|tx| tx.put(ROOT, "by", "ana")).await.unwrap();
-    let forged = forger.find(doc.id()).await.unwrap();
+    // Found once the relay has it (ana's upload may still be on its way).
+    let forged = find_eventually(&forger, doc.id()).await;
     let forged_change = forged
         .change(|tx| tx.put(ROOT, "by", "bo pretending"))
         .await
@@ -593,6 +594,17 @@ async fn archiving_continues_a_long_history_in_a_new_document_that_peers_can_fol
         None,
         "nothing done when the file is refused"
     );
+    // Restoring the old document to an earlier state keeps where it continues.
+    let first = doc
+        .history(None, 500)
+        .await
+        .unwrap()
+        .changes
+        .last()
+        .unwrap()
+        .hash;
+    doc.restore(vec![first]).await.unwrap();
+    assert_eq!(doc.moved_to(), Some(continued.url()));
     bo.close().await.unwrap();
     ana.close().await.unwrap();
 }

@@ -6,9 +6,10 @@ use automerge::{Automerge, ChangeHash};
 
 /// The heads of the document as it was at `time` (seconds since the Unix epoch): every
 /// change stamped at or before `time`, with everything those build on (a change made on a
-/// device whose clock ran ahead is counted with the later change that builds on it). Empty
-/// if no change is that old. Reads the metadata of every change once: O(history), with no
-/// change rebuilt.
+/// device whose clock ran ahead is counted with the later change that builds on it; an
+/// unstamped change, time 0, only with a stamped one that builds on it). Empty if no
+/// stamped change is that old. Reads the metadata of every change once: O(history), with
+/// no change rebuilt.
 pub(crate) fn heads_at_time(doc: &Automerge, time: i64) -> Vec<ChangeHash> {
     let metas = doc.get_changes_meta(&[]);
     let deps_of: std::collections::HashMap<ChangeHash, &[ChangeHash]> =
@@ -16,7 +17,7 @@ pub(crate) fn heads_at_time(doc: &Automerge, time: i64) -> Vec<ChangeHash> {
     let mut kept: HashSet<ChangeHash> = HashSet::new();
     let mut to_visit: Vec<ChangeHash> = metas
         .iter()
-        .filter(|m| m.timestamp <= time)
+        .filter(|m| m.timestamp != 0 && m.timestamp <= time)
         .map(|m| m.hash)
         .collect();
     while let Some(hash) = to_visit.pop() {
@@ -75,6 +76,17 @@ mod tests {
         both.sort();
         assert_eq!(heads_at_time(&a, 399), both);
         assert_eq!(heads_at_time(&a, 400), vec![merged]);
+    }
+
+    #[test]
+    fn an_unstamped_change_comes_only_with_a_stamped_one_that_builds_on_it() {
+        let mut doc = Automerge::new();
+        doc.transact::<_, _, AutomergeError>(|tx| tx.put(ROOT, "old", 1))
+            .unwrap();
+        assert_eq!(heads_at_time(&doc, 50), Vec::<ChangeHash>::new());
+        let stamped = put_at(&mut doc, "new", 100);
+        assert_eq!(heads_at_time(&doc, 50), Vec::<ChangeHash>::new());
+        assert_eq!(heads_at_time(&doc, 100), vec![stamped]);
     }
 
     #[test]

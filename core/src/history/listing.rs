@@ -60,7 +60,8 @@ pub struct HistoryPage {
     /// The changes, newest first.
     pub changes: Vec<ChangeInfo>,
     /// Where the next page starts (pass it as `from`); `None` at the beginning of the
-    /// history. These are the heads of the changes older than this page's.
+    /// history. The document at these heads is the document as it was before this page's
+    /// oldest change (one of them may be an ancestor of another, which changes nothing).
     pub next: Option<Vec<ChangeHash>>,
 }
 

@@ -101,16 +101,32 @@ pub(crate) fn invert(
 struct SeqEdits {
     /// Elements it inserted.
     inserted: HashSet<ObjId>,
-    /// Values it deleted (the ids of the values that were visible).
+    /// Values it deleted (the ids of the values that were visible before it).
     deleted: HashSet<ObjId>,
-    /// Values it put over existing elements: (its op, the values it replaced).
-    set: Vec<(ObjId, Vec<ObjId>)>,
+    /// Values it put over existing elements, by element: (its last op there, the values
+    /// that showed there before the change).
+    set: BTreeMap<ObjId, (ObjId, Vec<ObjId>)>,
     /// Counters it incremented: (the counter's value op, by how much).
     incremented: Vec<(Vec<ObjId>, i64)>,
 }
 
-/// A map operation of a change: its object, key, action, id and the values it replaced.
-type MapOp<'c> = (ObjId, String, &'c OpType, ObjId, Vec<ObjId>);
+/// What one change did to one key of a map, as a whole: a change that puts a key twice,
+/// or puts and then deletes it, is taken back to what the key held before the change.
+#[derive(Default)]
+struct KeyEdit {
+    /// Its last put or delete there: (the action, its id, the values that showed before
+    /// the change).
+    last: Option<(Action, ObjId, Vec<ObjId>)>,
+    /// What it added to the counter there, if it only incremented it: (the counter's value
+    /// op, by how much in all).
+    incremented: Option<(Vec<ObjId>, i64)>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Action {
+    Put,
+    Delete,
+}
 
 /// An element of a list or text: its value's id, the value, where it starts and how many
 /// units it takes (1 in a list; the text encoding's units in a text).
@@ -127,6 +143,12 @@ struct Inverter<'r> {
     restoring: Vec<(ObjId, usize)>,
 }
 
+/// Where a restored value goes: over what is at a key or index, or inserted at an index.
+enum Slot {
+    Put(Prop),
+    Insert(usize),
+}
+
 impl Inverter<'_> {
     fn invert_change(
         &mut self,
@@ -136,36 +158,72 @@ impl Inverter<'_> {
         let start = change.start_op.get();
         let end = start + change.operations.len() as u64;
         let actor = &change.actor_id;
+        let in_change = |id: &legacy::OpId| id.1 == *actor && (start..end).contains(&id.0);
         // Operations on objects this change made go with those objects.
         let made_here = |obj: &ObjectId| match obj {
-            ObjectId::Id(legacy::OpId(counter, by)) => {
-                by == actor && (start..end).contains(counter)
-            }
+            ObjectId::Id(id) => in_change(id),
             ObjectId::Root => false,
         };
+        // Each operation's predecessors as they were before the change: a value the change
+        // put and then replaced stands for the values it had replaced.
+        let mut before_change: HashMap<u64, Vec<ObjId>> = HashMap::new();
         let mut sequences: BTreeMap<ObjId, SeqEdits> = BTreeMap::new();
-        let mut map_ops: Vec<MapOp<'_>> = Vec::new();
+        let mut keys: BTreeMap<(ObjId, String), KeyEdit> = BTreeMap::new();
         for (i, op) in change.operations.iter().enumerate() {
             if matches!(op.action, OpType::MarkBegin(_) | OpType::MarkEnd(_)) {
                 return Err(CannotUndo(
                     "the change formats text (marks), which cannot be undone".to_owned(),
                 ));
             }
+            let counter = start + i as u64;
+            let mut pred: Vec<ObjId> = Vec::new();
+            for id in op.pred.iter() {
+                if in_change(id) {
+                    pred.extend(before_change.get(&id.0).cloned().unwrap_or_default());
+                } else {
+                    pred.push(op_id(id));
+                }
+            }
+            before_change.insert(counter, pred.clone());
             if made_here(&op.obj) {
                 continue;
             }
-            let id = ObjId::Id(start + i as u64, actor.clone(), 0);
+            let id = ObjId::Id(counter, actor.clone(), 0);
+            // The object as it was (an earlier undo may have restored it as a copy since:
+            // reads before the change go to it, reads and writes now to the copy).
             let obj = object_id(&op.obj);
-            let pred: Vec<ObjId> = op.pred.iter().map(op_id).collect();
             match &op.key {
-                Key::Map(key) => map_ops.push((obj, key.to_string(), &op.action, id, pred)),
-                Key::Seq(_) => {
+                Key::Map(key) => {
+                    let edit = keys.entry((obj, key.to_string())).or_default();
+                    match &op.action {
+                        OpType::Put(_) | OpType::Make(_) => {
+                            edit.last = Some((Action::Put, id, pred));
+                        }
+                        OpType::Delete => edit.last = Some((Action::Delete, id, pred)),
+                        OpType::Increment(by) if edit.last.is_none() => {
+                            let (_, total) = edit.incremented.get_or_insert((pred, 0));
+                            *total += by;
+                        }
+                        // Increments of a counter the change put itself go with it.
+                        OpType::Increment(_) | OpType::MarkBegin(_) | OpType::MarkEnd(_) => {}
+                    }
+                }
+                Key::Seq(element) => {
                     let edits = sequences.entry(obj).or_default();
                     match &op.action {
                         OpType::Put(_) | OpType::Make(_) if op.insert => {
                             edits.inserted.insert(id);
                         }
-                        OpType::Put(_) | OpType::Make(_) => edits.set.push((id, pred)),
+                        // Over an element the change inserted: it goes with that element.
+                        OpType::Put(_) | OpType::Make(_) if pred.is_empty() => {}
+                        OpType::Put(_) | OpType::Make(_) => {
+                            let element = match element {
+                                legacy::ElementId::Id(element) => op_id(element),
+                                legacy::ElementId::Head => ROOT,
+                            };
+                            let earlier = edits.set.get(&element).map(|(_, p)| p.clone());
+                            edits.set.insert(element, (id, earlier.unwrap_or(pred)));
+                        }
                         OpType::Delete => edits.deleted.extend(pred),
                         OpType::Increment(by) => edits.incremented.push((pred, *by)),
                         OpType::MarkBegin(_) | OpType::MarkEnd(_) => {}
@@ -174,8 +232,8 @@ impl Inverter<'_> {
             }
         }
         let before = &change.deps;
-        for (obj, key, action, id, pred) in map_ops.into_iter().rev() {
-            self.invert_map_op(tx, &obj, &key, action, &id, &pred, before)?;
+        for ((obj, key), edit) in keys {
+            self.invert_key(tx, &obj, &key, edit, before)?;
         }
         for (obj, edits) in sequences {
             self.invert_sequence(tx, &obj, &edits, before)?;
@@ -183,102 +241,178 @@ impl Inverter<'_> {
         Ok(())
     }
 
-    #[allow(clippy::too_many_arguments)] // one map operation, spelled out
-    fn invert_map_op(
+    /// Takes back what a change did to `key` of the object that was `was` before it.
+    fn invert_key(
         &mut self,
         tx: &mut Transaction<'_>,
-        obj: &ObjId,
+        was: &ObjId,
         key: &str,
-        action: &OpType,
-        id: &ObjId,
-        pred: &[ObjId],
+        edit: KeyEdit,
         before: &[ChangeHash],
     ) -> Result<(), CannotUndo> {
+        let obj = &self.restored.follow(was);
         let now = tx.get_all(obj, key)?;
         let prop = || Prop::Map(key.to_owned());
+        let Some((action, id, pred)) = edit.last else {
+            // Only increments: taken back if the counter is still the one incremented.
+            if let Some((counter, by)) = edit.incremented {
+                let counters: Vec<ObjId> =
+                    counter.iter().map(|c| self.restored.follow(c)).collect();
+                if let Some((value, winner)) = now.last()
+                    && value.is_counter()
+                    && counters.contains(winner)
+                {
+                    tx.increment(obj, key, -by)?;
+                }
+            }
+            return Ok(());
+        };
         match action {
-            OpType::Put(_) | OpType::Make(_) => {
+            Action::Put => {
                 // Only where this value still shows: a later put by anyone stays.
-                let ours = self.restored.follow(id);
+                let ours = self.restored.follow(&id);
                 if now.last().map(|(_, winner)| winner) != Some(&ours) {
                     return Ok(());
                 }
                 let others: Vec<_> = now.iter().filter(|(_, other)| *other != ours).collect();
                 if let Some((value, _)) = others.last() {
-                    // A concurrent value of someone else's: it shows once ours is gone.
+                    // A concurrent scalar of someone else's shows once ours is gone (a
+                    // concurrent object stays in conflict with ours: one value cannot be
+                    // removed from a conflict without removing both).
                     if let Value::Scalar(scalar) = value {
                         tx.put(obj, key, scalar.clone().into_owned())?;
                     }
                     return Ok(());
                 }
-                match replaced_value(tx, obj, prop(), pred, before)? {
-                    Some((value, old)) => self.restore(tx, obj, prop(), value, &old, before),
+                match replaced_value(tx, was, prop(), &pred, before)? {
+                    Some((value, old)) => {
+                        self.write(tx, obj, Slot::Put(prop()), value, &old, before)
+                    }
                     None => Ok(tx.delete(obj, key)?),
                 }
             }
-            OpType::Delete => {
+            Action::Delete => {
                 if !now.is_empty() {
                     return Ok(()); // put again since
                 }
-                match replaced_value(tx, obj, prop(), pred, before)? {
-                    Some((value, old)) => self.restore(tx, obj, prop(), value, &old, before),
+                match replaced_value(tx, was, prop(), &pred, before)? {
+                    Some((value, old)) => {
+                        self.write(tx, obj, Slot::Put(prop()), value, &old, before)
+                    }
                     None => Ok(()),
                 }
             }
-            OpType::Increment(by) => match now.last() {
-                Some((value, _)) if value.is_counter() => Ok(tx.increment(obj, key, -by)?),
-                _ => Ok(()),
-            },
-            OpType::MarkBegin(_) | OpType::MarkEnd(_) => Ok(()),
         }
     }
 
-    /// Puts `value` (which was `old` at `before`) at `prop`: a scalar as it was, an object
-    /// as a copy of its contents then.
-    fn restore(
+    /// Writes `value` (which was `old` at `before`) into `slot` of `obj`, copying an
+    /// object's contents, and remembers that the new operations restore the old ones.
+    fn write(
         &mut self,
         tx: &mut Transaction<'_>,
         obj: &ObjId,
-        prop: Prop,
+        slot: Slot,
         value: Value<'static>,
         old: &ObjId,
         before: &[ChangeHash],
     ) -> Result<(), CannotUndo> {
         self.restoring.push((old.clone(), tx.pending_ops()));
-        write_value(tx, obj, Slot::Put(prop), value, old, before)
+        match (value, slot) {
+            (Value::Scalar(scalar), Slot::Put(prop)) => {
+                Ok(tx.put(obj, prop, scalar.into_owned())?)
+            }
+            (Value::Scalar(scalar), Slot::Insert(index)) => {
+                Ok(tx.insert(obj, index, scalar.into_owned())?)
+            }
+            (Value::Object(kind), slot) => {
+                let copy = match slot {
+                    Slot::Put(prop) => tx.put_object(obj, prop, kind)?,
+                    Slot::Insert(index) => tx.insert_object(obj, index, kind)?,
+                };
+                self.copy_into(tx, old, before, &copy, kind)
+            }
+        }
     }
 
-    /// Inserts `value` (which was `old` at `before`) at `index` of a list.
-    fn insert_restored(
+    /// Writes into the new object `to` the contents `from` had at `before`, remembering
+    /// which new operation restores which old one (so that later undos find them).
+    fn copy_into(
         &mut self,
         tx: &mut Transaction<'_>,
-        list: &ObjId,
-        index: usize,
-        value: Value<'static>,
-        old: &ObjId,
+        from: &ObjId,
         before: &[ChangeHash],
+        to: &ObjId,
+        kind: ObjType,
     ) -> Result<(), CannotUndo> {
-        self.restoring.push((old.clone(), tx.pending_ops()));
-        write_value(tx, list, Slot::Insert(index), value, old, before)
+        match kind {
+            ObjType::Map | ObjType::Table => {
+                let entries: Vec<(String, Value<'static>, ObjId)> = tx
+                    .map_range_at(from, .., before)
+                    .map(|item| {
+                        (
+                            item.key.to_string(),
+                            Value::from(item.value.clone()),
+                            item.id(),
+                        )
+                    })
+                    .collect();
+                for (key, value, id) in entries {
+                    self.write(tx, to, Slot::Put(Prop::Map(key)), value, &id, before)?;
+                }
+            }
+            ObjType::List => {
+                let items: Vec<(Value<'static>, ObjId)> = tx
+                    .list_range_at(from, .., before)
+                    .map(|item| (Value::from(item.value.clone()), item.id()))
+                    .collect();
+                for (index, (value, id)) in items.into_iter().enumerate() {
+                    self.write(tx, to, Slot::Insert(index), value, &id, before)?;
+                }
+            }
+            ObjType::Text => {
+                let old = elements(tx, from, Some(before));
+                let text = tx.text_at(from, before)?;
+                let start = tx.pending_ops();
+                tx.splice_text(to, 0, 0, &text)?;
+                self.restored_elements(&old, start, tx.pending_ops());
+            }
+        }
+        Ok(())
     }
 
+    /// Remembers that the text elements `old` were inserted again as the operations from
+    /// `start` to `end` of the transaction, one each in order (if the counts agree: a block
+    /// marker is not restored as text).
+    fn restored_elements(&mut self, old: &[Element], start: usize, end: usize) {
+        if end - start == old.len() {
+            for (offset, element) in old.iter().enumerate() {
+                self.restoring.push((element.id.clone(), start + offset));
+            }
+        }
+    }
+
+    /// Takes back what a change did to the list or text that was `was` before it.
     fn invert_sequence(
         &mut self,
         tx: &mut Transaction<'_>,
-        obj: &ObjId,
+        was: &ObjId,
         edits: &SeqEdits,
         before: &[ChangeHash],
     ) -> Result<(), CannotUndo> {
+        let obj = &self.restored.follow(was);
         let is_text = tx.object_type(obj).ok() == Some(ObjType::Text);
         // Values it put over elements, where they still show.
-        for (id, pred) in edits.set.iter().rev() {
-            let ours = self.restored.follow(id);
-            let Some(index) = elements(tx, obj, None).iter().position(|e| e.id == ours) else {
-                continue;
-            };
-            let old = elements(tx, obj, Some(before));
-            if let Some(old) = old.into_iter().find(|e| pred.contains(&e.id)) {
-                self.restore(tx, obj, Prop::Seq(index), old.value, &old.id, before)?;
+        if !edits.set.is_empty() {
+            let old = elements(tx, was, Some(before));
+            for (id, pred) in edits.set.values() {
+                let ours = self.restored.follow(id);
+                let Some(index) = elements(tx, obj, None).iter().position(|e| e.id == ours) else {
+                    continue;
+                };
+                if let Some(old) = old.iter().find(|e| pred.contains(&e.id)) {
+                    let value = old.value.clone();
+                    self.write(tx, obj, Slot::Put(Prop::Seq(index)), value, &old.id, before)?;
+                }
             }
         }
         for (pred, by) in &edits.incremented {
@@ -306,7 +440,7 @@ impl Inverter<'_> {
             }
         }
         if !edits.deleted.is_empty() {
-            self.restore_deleted(tx, obj, is_text, &edits.deleted, before)?;
+            self.restore_deleted(tx, (was, obj), is_text, &edits.deleted, before)?;
         }
         Ok(())
     }
@@ -318,12 +452,12 @@ impl Inverter<'_> {
     fn restore_deleted(
         &mut self,
         tx: &mut Transaction<'_>,
-        obj: &ObjId,
+        (was, obj): (&ObjId, &ObjId),
         is_text: bool,
         deleted: &HashSet<ObjId>,
         before: &[ChangeHash],
     ) -> Result<(), CannotUndo> {
-        let old = elements(tx, obj, Some(before));
+        let old = elements(tx, was, Some(before));
         let mut runs: Vec<std::ops::Range<usize>> = Vec::new();
         for (index, element) in old.iter().enumerate() {
             if !deleted.contains(&element.id) {
@@ -363,16 +497,11 @@ impl Inverter<'_> {
                     })
                     .collect();
                 tx.splice_text(obj, at, 0, &text)?;
-                // One operation per element restored, in order (when no block was skipped).
-                if tx.pending_ops() - start == run.len() {
-                    for (offset, element) in old[run].iter().enumerate() {
-                        self.restoring.push((element.id.clone(), start + offset));
-                    }
-                }
+                self.restored_elements(&old[run], start, tx.pending_ops());
             } else {
                 for (offset, element) in old[run].iter().enumerate() {
-                    let value = element.value.clone();
-                    self.insert_restored(tx, obj, at + offset, value, &element.id, before)?;
+                    let (value, slot) = (element.value.clone(), Slot::Insert(at + offset));
+                    self.write(tx, obj, slot, value, &element.id, before)?;
                 }
             }
         }
@@ -394,78 +523,6 @@ fn replaced_value(
         .rev()
         .find(|(_, id)| pred.contains(id))
         .map(|(value, id)| (value.into_owned(), id)))
-}
-
-/// Where a restored value goes: over what is at a key or index, or inserted at an index.
-enum Slot {
-    Put(Prop),
-    Insert(usize),
-}
-
-/// Writes `value` (which was `old` at `before`) into `slot` of `obj`, copying an object's
-/// contents.
-fn write_value(
-    tx: &mut Transaction<'_>,
-    obj: &ObjId,
-    slot: Slot,
-    value: Value<'static>,
-    old: &ObjId,
-    before: &[ChangeHash],
-) -> Result<(), CannotUndo> {
-    match (value, slot) {
-        (Value::Scalar(scalar), Slot::Put(prop)) => Ok(tx.put(obj, prop, scalar.into_owned())?),
-        (Value::Scalar(scalar), Slot::Insert(index)) => {
-            Ok(tx.insert(obj, index, scalar.into_owned())?)
-        }
-        (Value::Object(kind), slot) => {
-            let copy = match slot {
-                Slot::Put(prop) => tx.put_object(obj, prop, kind)?,
-                Slot::Insert(index) => tx.insert_object(obj, index, kind)?,
-            };
-            copy_object(tx, old, before, &copy, kind)
-        }
-    }
-}
-
-/// Writes into the new object `to` the contents `from` had at `before`.
-fn copy_object(
-    tx: &mut Transaction<'_>,
-    from: &ObjId,
-    before: &[ChangeHash],
-    to: &ObjId,
-    kind: ObjType,
-) -> Result<(), CannotUndo> {
-    match kind {
-        ObjType::Map | ObjType::Table => {
-            let entries: Vec<(String, Value<'static>, ObjId)> = tx
-                .map_range_at(from, .., before)
-                .map(|item| {
-                    (
-                        item.key.to_string(),
-                        Value::from(item.value.clone()),
-                        item.id(),
-                    )
-                })
-                .collect();
-            for (key, value, id) in entries {
-                write_value(tx, to, Slot::Put(Prop::Map(key)), value, &id, before)?;
-            }
-        }
-        ObjType::List => {
-            let items: Vec<(Value<'static>, ObjId)> = tx
-                .list_range_at(from, .., before)
-                .map(|item| (Value::from(item.value.clone()), item.id()))
-                .collect();
-            for (index, (value, id)) in items.into_iter().enumerate() {
-                write_value(tx, to, Slot::Insert(index), value, &id, before)?;
-            }
-        }
-        ObjType::Text => {
-            let text = tx.text_at(from, before)?;
-            tx.splice_text(to, 0, 0, &text)?;
-        }
-    }
-    Ok(())
 }
 
 /// The elements of a list or text, as they are now or at `heads`.
@@ -592,6 +649,45 @@ mod tests {
         assert_eq!(int(&doc, "n"), Some(1));
         undo(&mut doc, first).unwrap();
         assert_eq!(doc.get(ROOT, "n").unwrap(), None);
+    }
+
+    #[test]
+    fn a_change_that_puts_a_key_twice_or_puts_then_deletes_it_is_undone_whole() {
+        let mut doc = Automerge::new();
+        change(&mut doc, |tx| tx.put(ROOT, "n", 1));
+        let twice = change(&mut doc, |tx| {
+            tx.put(ROOT, "n", 2)?;
+            tx.put(ROOT, "n", 3)
+        });
+        undo(&mut doc, twice).unwrap();
+        assert_eq!(int(&doc, "n"), Some(1));
+        let put_then_deleted = change(&mut doc, |tx| {
+            tx.put(ROOT, "n", 2)?;
+            tx.delete(ROOT, "n")
+        });
+        assert_eq!(doc.get(ROOT, "n").unwrap(), None);
+        undo(&mut doc, put_then_deleted).unwrap();
+        assert_eq!(int(&doc, "n"), Some(1));
+    }
+
+    #[test]
+    fn redo_writes_into_the_copy_an_undo_restored() {
+        let mut doc = Automerge::new();
+        let made = change(&mut doc, |tx| tx.put_object(ROOT, "list", ObjType::List));
+        let list = doc.get(ROOT, "list").unwrap().unwrap().1;
+        let edit = list.clone();
+        let pushed = change(&mut doc, move |tx| tx.insert(&edit, 0, "milk"));
+        let items = |doc: &Automerge| -> Option<usize> {
+            let (_, list) = doc.get(ROOT, "list").unwrap()?;
+            Some(doc.length(&list))
+        };
+        let undo_push = undo(&mut doc, pushed).unwrap();
+        let undo_make = undo(&mut doc, made).unwrap();
+        assert_eq!(items(&doc), None);
+        undo(&mut doc, undo_make).unwrap(); // redo: the list comes back as a copy
+        assert_eq!(items(&doc), Some(0));
+        undo(&mut doc, undo_push).unwrap(); // redo: the item goes into the copy
+        assert_eq!(items(&doc), Some(1));
     }
 
     #[test]
@@ -781,6 +877,20 @@ mod tests {
         Remove {
             key: u8,
         },
+        /// Puts `value` twice (the second over the first) in one change.
+        PutTwice {
+            key: u8,
+            value: i64,
+        },
+        /// A list at `l{key}`, new (replacing any), with a text inside its first item.
+        NewList {
+            key: u8,
+        },
+        /// Inserts into the list at `l{key}`, and into its first item's text, if there.
+        Push {
+            key: u8,
+            value: String,
+        },
     }
 
     fn edit() -> impl proptest::strategy::Strategy<Value = Edit> {
@@ -793,6 +903,9 @@ mod tests {
             }),
             (0..3u8, any::<i64>()).prop_map(|(key, value)| Edit::Put { key, value }),
             (0..3u8).prop_map(|key| Edit::Remove { key }),
+            (0..3u8, any::<i64>()).prop_map(|(key, value)| Edit::PutTwice { key, value }),
+            (0..2u8).prop_map(|key| Edit::NewList { key }),
+            (0..2u8, "[x-z]{1,2}").prop_map(|(key, value)| Edit::Push { key, value }),
         ]
     }
 
@@ -823,6 +936,25 @@ mod tests {
                                 tx.delete(ROOT, format!("k{key}"))?;
                             }
                             Ok(())
+                        }
+                        Edit::PutTwice { key, value } => {
+                            tx.put(ROOT, format!("k{key}"), value)?;
+                            tx.put(ROOT, format!("k{key}"), value.wrapping_add(1))
+                        }
+                        Edit::NewList { key } => {
+                            let list = tx.put_object(ROOT, format!("l{key}"), ObjType::List)?;
+                            let item = tx.insert_object(&list, 0, ObjType::Map)?;
+                            tx.put_object(&item, "note", ObjType::Text).map(drop)
+                        }
+                        Edit::Push { key, value } => {
+                            let Some((_, list)) = tx.get(ROOT, format!("l{key}"))? else {
+                                return Ok(());
+                            };
+                            let end = tx.length(&list);
+                            tx.insert(&list, end, value.as_str())?;
+                            let (_, item) = tx.get(&list, 0)?.unwrap();
+                            let (_, note) = tx.get(&item, "note")?.unwrap();
+                            tx.splice_text(&note, 0, 0, &value)
                         }
                     }
                 }).unwrap();

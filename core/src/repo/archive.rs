@@ -79,15 +79,17 @@ impl Repo {
     /// is done then), and with [`Error::DocumentMoved`] if the document was archived
     /// already.
     pub async fn archive(&self, id: DocumentId, archive: impl AsRef<Path>) -> Result<Archived> {
+        let _one_at_a_time = self.shared.archiving.lock().await;
         let old = self.find(id).await?;
         if let Some(to) = old.moved_to() {
             return Err(Error::DocumentMoved { document: id, to });
         }
         let archived = old.history_size().await?;
-        let bytes = old.export().await?;
+        // The archive and the new document hold the same state: one read of both. Changes
+        // that arrive after it stay in the old document (with the marker).
+        let (bytes, state) = old.read(|doc| (doc.save(), doc.hydrate(None))).await?;
         let archive = archive.as_ref().to_owned();
         write_new_file(&archive, &bytes).await?;
-        let state = old.read(|doc| doc.hydrate(None)).await?;
         let continued = self
             .create_with(move |tx| {
                 tx.update_object(&ROOT, &state)

@@ -37,7 +37,9 @@ impl Awaited {
             *count += 1;
             waiting.push(*connection);
         }
-        self.by_document.retain(|_, waiting| !waiting.is_empty());
+        if self.by_document.get(&document).is_some_and(Vec::is_empty) {
+            self.by_document.remove(&document);
+        }
     }
 
     /// The connections waiting for `document`, which is here now: they are no longer

@@ -5,7 +5,7 @@ use automerge::{
     ChangeHash, ObjType, Patch, ROOT, ReadDoc, error::UpdateObjectError, transaction::Transactable,
 };
 
-use crate::{ChangeOptions, Committed, history::undo_stack::StepKind};
+use crate::{ChangeOptions, Committed, MOVED_TO, history::undo_stack::StepKind};
 
 use super::{doc_handle::DocHandle, historic_view::HistoricView};
 use crate::{
@@ -123,12 +123,20 @@ impl DocHandle {
         }
         self.change_or(
             move |tx| {
+                // Where an archived document continues is kept: it is not part of a state.
+                let moved_to = tx.get(ROOT, MOVED_TO)?.map(|(value, _)| value.into_owned());
                 let earlier = tx.hydrate(ROOT, Some(&heads))?;
                 tx.update_object(&ROOT, &earlier)
                     .map_err(|error| match error {
                         UpdateObjectError::Automerge(error) => Error::Automerge(error),
                         other => Error::Internal(other.to_string()),
-                    })
+                    })?;
+                if let Some(automerge::Value::Scalar(to)) = moved_to
+                    && tx.get(ROOT, MOVED_TO)?.is_none()
+                {
+                    tx.put(ROOT, MOVED_TO, to.into_owned())?;
+                }
+                Ok::<_, Error>(())
             },
             ChangeOptions::message("restore"),
         )

@@ -42,7 +42,7 @@ use crate::{
 /// run inside a tokio runtime.
 #[derive(Debug, Clone)]
 pub struct Repo {
-    shared: Arc<RepoShared>,
+    pub(crate) shared: Arc<RepoShared>,
     /// Dropped with the last clone of this `Repo` (documents hold `RepoShared` but not
     /// this): stops the sync driver, which would otherwise keep the repo alive.
     _lifetime: Arc<Lifetime>,
@@ -85,6 +85,9 @@ pub(crate) struct RepoShared {
     sync_start: Mutex<()>,
     /// The peers connected now (handshake done), kept by the sync driver.
     pub(crate) peers: watch::Sender<Vec<PeerInfo>>,
+    /// Held by [`Repo::archive`], so that two archives of one document cannot both find it
+    /// not archived yet.
+    pub(crate) archiving: tokio::sync::Mutex<()>,
 }
 
 impl RepoShared {
@@ -223,6 +226,7 @@ impl Repo {
             sync: OnceLock::new(),
             sync_start: Mutex::new(()),
             peers: watch::Sender::new(Vec::new()),
+            archiving: tokio::sync::Mutex::new(()),
         });
         Self {
             _lifetime: Arc::new(Lifetime(Arc::downgrade(&shared))),
