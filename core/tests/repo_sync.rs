@@ -516,3 +516,34 @@ async fn a_document_asked_of_peers_in_vain_can_then_be_created_under_its_id() {
     alice.close().await.unwrap();
     bob.close().await.unwrap();
 }
+
+/// automerge-repo peers ask for a document once per connection: one that was told it is
+/// unavailable is sent it when it arrives, even if another peer's request loaded the
+/// relay's placeholder (and let it go) in between.
+#[tokio::test]
+async fn peers_that_asked_for_a_missing_document_are_sent_it_when_it_arrives() {
+    let relay = Repo::in_memory_with(relay_config());
+    let (first, second, device) = (Repo::in_memory(), Repo::in_memory(), Repo::in_memory());
+    for repo in [&first, &second, &device] {
+        join(repo, &relay).await;
+    }
+    let id = DocumentId::random();
+    assert!(matches!(
+        first.find(id).await,
+        Err(Error::DocumentNotFound(_))
+    ));
+    assert!(matches!(
+        second.find(id).await,
+        Err(Error::DocumentNotFound(_))
+    ));
+    device
+        .create_with_id(id, |tx| tx.put(ROOT, "late", 1).map(drop))
+        .await
+        .unwrap();
+    for (name, repo) in [("the first", &first), ("the second", &second)] {
+        eventually(&format!("{name} asker is sent the document"), || async {
+            repo.list().await.unwrap().iter().any(|meta| meta.id == id)
+        })
+        .await;
+    }
+}

@@ -283,3 +283,61 @@ async fn a_document_created_under_its_id_whose_first_write_failed_is_kept_and_st
         }
     }
 }
+
+/// A relay that records who delivered each change keeps the record of a change whose first
+/// write failed: it is written with the retry.
+#[tokio::test]
+async fn an_arrival_record_whose_write_failed_is_written_with_the_retry() {
+    let mut config = no_compaction();
+    config.sync = config
+        .sync
+        .with_share_policy(Arc::new(weft::sync::ServeOnRequest))
+        .with_arrivals_recorded();
+    let Setup {
+        repo: relay,
+        storage,
+        observer,
+    } = setup(config);
+    let device = Repo::in_memory();
+    let (a, b) = weft::Transport::pair();
+    let credentials = weft::sync::Access::full().for_user("ana");
+    relay
+        .connect_with(a, weft::Role::Accept, credentials)
+        .await
+        .unwrap();
+    device.connect(b, weft::Role::Dial).await.unwrap();
+    let doc = device.create().await.unwrap();
+    // The relay stores the new document (creating it), then fails the next write.
+    let stored = |repo: &Repo, id| {
+        let repo = repo.clone();
+        async move { repo.list().await.unwrap().iter().any(|m| m.id == id) }
+    };
+    for _ in 0..200 {
+        if stored(&observer, doc.id()).await {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    storage.failures.store(1, Ordering::Release);
+    let change = doc
+        .change(|tx| tx.put(ROOT, "after", 1))
+        .await
+        .unwrap()
+        .change
+        .unwrap();
+    let mut recorded = Vec::new();
+    for _ in 0..300 {
+        recorded = observer.arrivals(doc.id(), vec![change]).await.unwrap();
+        if !recorded.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        storage.failures.load(Ordering::Acquire),
+        0,
+        "a write failed"
+    );
+    assert_eq!(recorded.len(), 1, "the record came with the retry");
+    assert_eq!(recorded[0].user, "ana");
+}

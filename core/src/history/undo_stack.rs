@@ -8,6 +8,11 @@
 //! document is loaded again or the app restarts. Only this replica's own changes are on
 //! them, so nobody undoes someone else's work.
 
+use std::sync::{
+    Arc,
+    atomic::{AtomicUsize, Ordering},
+};
+
 use automerge::{ActorId, ChangeHash, transaction::Transaction};
 
 use super::undo::{CannotUndo, Restored, invert};
@@ -37,17 +42,39 @@ pub(crate) struct UndoStacks {
     restored: Restored,
     /// What the undo or redo being committed restores (see [`Restored::record`]).
     restoring: Vec<(automerge::ObjId, usize)>,
+    /// The stacks' depths, readable without their lock (which an undo holds while it
+    /// inverts a change).
+    depths: Arc<UndoDepths>,
 }
 
-impl UndoStacks {
+/// How many steps each stack holds.
+#[derive(Debug, Default)]
+pub(crate) struct UndoDepths {
+    undo: AtomicUsize,
+    redo: AtomicUsize,
+}
+
+impl UndoDepths {
     /// Whether there is a step to undo.
     pub(crate) fn can_undo(&self) -> bool {
-        !self.undo.is_empty()
+        self.undo.load(Ordering::Acquire) > 0
     }
 
     /// Whether there is a step to redo.
     pub(crate) fn can_redo(&self) -> bool {
-        !self.redo.is_empty()
+        self.redo.load(Ordering::Acquire) > 0
+    }
+}
+
+impl UndoStacks {
+    /// The depths, to read without the stacks' lock.
+    pub(crate) fn depths(&self) -> Arc<UndoDepths> {
+        self.depths.clone()
+    }
+
+    fn publish(&self) {
+        self.depths.undo.store(self.undo.len(), Ordering::Release);
+        self.depths.redo.store(self.redo.len(), Ordering::Release);
     }
 
     /// Takes back the newest step of the stack `kind` (`Undo` or `Redo`) in `tx`. False if
@@ -65,7 +92,7 @@ impl UndoStacks {
         let Some(step) = stack.pop() else {
             return Ok(false);
         };
-        match invert(tx, &[step], &self.restored) {
+        let result = match invert(tx, &[step], &self.restored) {
             Ok(restoring) => {
                 self.restoring = restoring;
                 Ok(true)
@@ -74,7 +101,9 @@ impl UndoStacks {
                 stack.push(step);
                 Err(error)
             }
-        }
+        };
+        self.publish();
+        result
     }
 
     /// A local change of `kind` was committed as `change` (its first operation `start_op`,
@@ -97,6 +126,7 @@ impl UndoStacks {
             StepKind::Undo => push(&mut self.redo, hash),
             StepKind::Redo => push(&mut self.undo, hash),
         }
+        self.publish();
         self.restored.record(restoring, start_op, actor);
     }
 }

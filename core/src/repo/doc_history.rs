@@ -75,7 +75,8 @@ impl DocHandle {
 
     /// Takes back this replica's newest change to the document that is not undone yet, as a
     /// new change (message "undo") that syncs like any other; `None` if there is nothing to
-    /// undo. It takes back only what still holds: values and text others put or wrote since,
+    /// undo. A step whose every effect others have overwritten since is used up with no
+    /// new change (`change: None`). It takes back only what still holds: values and text others put or wrote since,
     /// concurrently or later, stay (see [`history`](crate::history) for the rules). Each
     /// change made through [`change`](Self::change) or [`edit`](Self::edit) (unless
     /// [`not_undoable`](ChangeOptions::not_undoable)) is one step; the steps live in memory
@@ -93,12 +94,12 @@ impl DocHandle {
 
     /// Whether [`undo`](Self::undo) has a step to take back.
     pub fn can_undo(&self) -> bool {
-        self.document.undo_stacks().can_undo()
+        self.document.undo_depths.can_undo()
     }
 
     /// Whether [`redo`](Self::redo) has a step to take back.
     pub fn can_redo(&self) -> bool {
-        self.document.undo_stacks().can_redo()
+        self.document.undo_depths.can_redo()
     }
 
     /// Makes the document's current state equal its state at `heads` (from

@@ -33,7 +33,11 @@ use super::{
 };
 use crate::{
     DocumentId, Error, Result, StorageId,
-    history::{ChangeOptions, author::set_local_author, undo_stack::UndoStacks},
+    history::{
+        ChangeOptions,
+        author::set_local_author,
+        undo_stack::{UndoDepths, UndoStacks},
+    },
     store::{Chunk, ChunkHash, ChunkKind, StorageError, StoredDocument, WriteDone, WriteOp},
     sync::{
         Arrivals, Effect, Millis, Notification, StorageTask,
@@ -71,6 +75,8 @@ pub(crate) struct Document {
     /// This replica's undo and redo stacks (taken inside the state's write lock, never the
     /// other way round).
     undo: Mutex<UndoStacks>,
+    /// The undo stacks' depths, read without their lock.
+    pub(crate) undo_depths: Arc<UndoDepths>,
 }
 
 impl fmt::Debug for Document {
@@ -335,6 +341,7 @@ impl Document {
     pub(crate) fn new(id: DocumentId, decoded: Decoded, repo: Arc<RepoShared>) -> Self {
         let (events, _) = broadcast::channel(repo.config.event_capacity.max(1));
         let heads = decoded.doc.get_heads();
+        let stacks = UndoStacks::default();
         Self {
             id,
             state: RwLock::new(DocState {
@@ -355,7 +362,8 @@ impl Document {
             finished_work: AtomicU64::new(0),
             events,
             repo,
-            undo: Mutex::new(UndoStacks::default()),
+            undo_depths: stacks.depths(),
+            undo: Mutex::new(stacks),
         }
     }
 
@@ -836,7 +844,7 @@ impl Document {
         self: &Arc<Self>,
         bytes: Vec<u8>,
         heads: &[ChangeHash],
-        arrivals: Option<Arrivals>,
+        arrivals: Vec<Arrivals>,
     ) {
         let syncing = Arc::downgrade(self);
         let done: WriteDone = Box::new(move |result| {
@@ -850,13 +858,13 @@ impl Document {
         });
         // Who delivered them is stored with them, in one transaction.
         let also = arrivals
+            .into_iter()
             .map(|arrivals| WriteOp::RecordArrivals {
                 id: self.id,
                 user: arrivals.user,
                 changes: arrivals.changes,
                 now: arrivals.at.0 as i64,
             })
-            .into_iter()
             .collect();
         self.submit_changes(bytes, heads, also, done);
     }

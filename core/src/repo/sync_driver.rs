@@ -25,7 +25,7 @@ use crate::{
     observe::{Direction, Observer},
     sync::{
         Access, ConnectionId, Effect, Millis, Notification, SyncConfig,
-        doc_sync::Gossip,
+        doc_sync::{Gossip, Rejoin},
         hub::{DocMessage, Hub, Routed, send},
         types::{PeerFault, PeerInfo, SharedPeer},
     },
@@ -1042,14 +1042,21 @@ impl Driver {
             SyncOutcome::default()
         });
         // Peers that synced it before it was let go while idle are offered it again, and
-        // those that asked for it while it was not here are offered it now.
-        let mut resumed = self.dormant.remove(&doc.id).unwrap_or_default();
-        resumed.extend(self.awaited.arrived(doc.id));
+        // those that asked for it while it was not here still want it: they are sent it
+        // once it is here (now, or when its first changes arrive).
+        let resumed = self.dormant.remove(&doc.id).unwrap_or_default();
+        let awaiting = self.awaited.arrived(doc.id);
         for peer in self.hub.peers() {
             let peer = peer.clone();
-            let resume = resumed.contains(&peer.connection);
+            let rejoin = if awaiting.contains(&peer.connection) {
+                Rejoin::Awaiting
+            } else if resumed.contains(&peer.connection) {
+                Rejoin::Resumed
+            } else {
+                Rejoin::New
+            };
             doc.sync_later(move |sync, doc, cx, out| {
-                sync.add_peer_resuming(cx, doc, peer, resume, out);
+                sync.add_peer_as(cx, doc, peer, rejoin, out);
                 SyncOutcome::default()
             });
         }

@@ -2,7 +2,7 @@
 //! it, and the rule that nothing leaves this replica before it is durable.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, VecDeque},
     panic::{AssertUnwindSafe, catch_unwind},
 };
 
@@ -20,6 +20,19 @@ use super::{
     },
 };
 use crate::{DocumentId, PeerId, StorageId, wire::Message};
+
+/// How a peer comes back to a document that was let go and loaded again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Rejoin {
+    /// First time, or nothing known.
+    New,
+    /// It synced the document before it was let go while idle: it is offered the
+    /// document whatever the share policy says (it is still interested).
+    Resumed,
+    /// It asked for the document, which was not here, and was told so: it is sent the
+    /// document when it arrives (automerge-repo asks only once per connection).
+    Awaiting,
+}
 
 /// What a document's synchroniser needs to know of the replica and of now.
 pub(crate) struct Context<'a> {
@@ -75,6 +88,9 @@ struct DocPeer {
     wants: bool,
     /// We answered its request with `doc-unavailable`.
     told_unavailable: bool,
+    /// It was told so before the document was let go and loaded again, and still waits
+    /// for it (see [`Rejoin::Awaiting`]); that answer is not news of this load.
+    awaiting: bool,
     /// We told it (by an `error`) that its changes to this document are refused.
     told_read_only: bool,
     /// Offered again because it synced the document before it was let go while idle (not
@@ -119,6 +135,10 @@ pub(crate) struct DocSync {
     exists: bool,
     /// Writes submitted whose outcome is not known.
     writes_in_flight: usize,
+    /// The arrival records each of those writes carries, oldest first.
+    arrivals_in_flight: VecDeque<Vec<Arrivals>>,
+    /// Arrival records whose write failed: written with the next one.
+    arrivals_unwritten: Vec<Arrivals>,
     /// Some write of the document is in storage (or it was loaded from there).
     stored_once: bool,
     /// A write failed: what it held is only in memory until a retry at this time succeeds.
@@ -135,6 +155,8 @@ impl DocSync {
             peers: BTreeMap::new(),
             exists,
             writes_in_flight: 0,
+            arrivals_in_flight: VecDeque::new(),
+            arrivals_unwritten: Vec::new(),
             stored_once: exists,
             retry_at: None,
             app_wants: false,
@@ -192,19 +214,21 @@ impl DocSync {
         peer: SharedPeer,
         out: &mut Vec<Effect>,
     ) {
-        self.add_peer_resuming(cx, doc, peer, false, out);
+        self.add_peer_as(cx, doc, peer, Rejoin::New, out);
     }
 
-    /// Adds a peer; `resume`: it synced this document before it was let go while idle, so
-    /// it is offered the document whatever the share policy says (it is still interested).
-    pub(crate) fn add_peer_resuming(
+    /// Adds a peer that may have been here before (see [`Rejoin`]).
+    pub(crate) fn add_peer_as(
         &mut self,
         cx: &Context<'_>,
         doc: &Automerge,
         peer: SharedPeer,
-        resume: bool,
+        rejoin: Rejoin,
         out: &mut Vec<Effect>,
     ) {
+        let resume = rejoin == Rejoin::Resumed;
+        // It asked before and was told the document is unavailable: it still wants it.
+        let awaiting = rejoin == Rejoin::Awaiting;
         if self.peers.contains_key(&peer.connection) {
             return; // added already: keep what we know of it
         }
@@ -228,8 +252,9 @@ impl DocSync {
                 access,
                 writes,
                 status: Status::Quiet,
-                wants: false,
-                told_unavailable: false,
+                wants: awaiting && access,
+                told_unavailable: awaiting && access,
+                awaiting: awaiting && access,
                 told_read_only: false,
                 resumed: resume && !by_policy,
                 saved_shared_heads: Vec::new(),
@@ -476,9 +501,28 @@ impl DocSync {
         peer.wants = request && their_heads.is_empty();
         if request {
             peer.told_unavailable = false;
+            peer.awaiting = false;
         }
         let before = doc.get_heads();
         let had_data = self.exists || !before.is_empty();
+        // Who delivered what this message brings, for a repo that records it.
+        let arrived_from = peer
+            .info
+            .access
+            .user()
+            .filter(|_| cx.record_arrivals)
+            .map(str::to_owned);
+        let arrivals = |doc: &Automerge| {
+            arrived_from.clone().map(|user| Arrivals {
+                user,
+                changes: doc
+                    .get_changes_meta(&before)
+                    .iter()
+                    .map(|m| m.hash)
+                    .collect(),
+                at: cx.now,
+            })
+        };
         // Automerge checks what it applies; a panic on hostile input must not take the
         // replica down. The document is left as automerge left it.
         let received = catch_unwind(AssertUnwindSafe(|| {
@@ -493,7 +537,8 @@ impl DocSync {
             // Changes automerge applied before it gave up are in the document: store them
             // like any other, so memory and storage do not drift apart.
             if doc.get_heads() != before {
-                self.store_new_changes(doc, &before, out);
+                let arrivals = arrivals(doc);
+                self.store_changes(doc, &before, arrivals, out);
             }
             return Err(PeerFault(reason));
         }
@@ -502,23 +547,9 @@ impl DocSync {
             None => Vec::new(),
         };
         let from = peer.info.peer_id.clone();
-        let arrived_from = peer
-            .info
-            .access
-            .user()
-            .filter(|_| cx.record_arrivals)
-            .map(str::to_owned);
         let after = doc.get_heads();
         if after != before {
-            let arrivals = arrived_from.map(|user| Arrivals {
-                user,
-                changes: doc
-                    .get_changes_meta(&before)
-                    .iter()
-                    .map(|m| m.hash)
-                    .collect(),
-                at: cx.now,
-            });
+            let arrivals = arrivals(doc);
             self.store_changes(doc, &before, arrivals, out);
             out.push(Effect::Notify(Notification::RemoteChange {
                 document: id,
@@ -560,6 +591,7 @@ impl DocSync {
     pub(crate) fn write_started(&mut self) {
         self.exists = true;
         self.writes_in_flight += 1;
+        self.arrivals_in_flight.push_back(Vec::new());
     }
 
     /// Whether no peer syncs the document and nothing of it is pending (writes, sync
@@ -613,7 +645,13 @@ impl DocSync {
     /// Whether the document is not here, it was answered as unavailable, and nothing is
     /// being asked or answered about it any more: its driver may let it go.
     pub(crate) fn forgettable(&self, doc: &Automerge) -> bool {
-        let answered = self.app_told_unavailable || self.peers.values().any(|p| p.told_unavailable);
+        // Peers still waiting from before this load do not count: the document is let go
+        // only once someone asked in this load and heard it is not here.
+        let answered = self.app_told_unavailable
+            || self
+                .peers
+                .values()
+                .any(|p| p.told_unavailable && !p.awaiting);
         answered
             && !self.has_data(doc)
             && self.writes_in_flight == 0
@@ -697,11 +735,15 @@ impl DocSync {
         out: &mut Vec<Effect>,
     ) {
         self.writes_in_flight += 1;
+        // Records whose write failed go with this one (recording twice changes nothing).
+        let mut arrivals_now = std::mem::take(&mut self.arrivals_unwritten);
+        arrivals_now.extend(arrivals);
+        self.arrivals_in_flight.push_back(arrivals_now.clone());
         out.push(Effect::Storage(StorageTask::Append {
             document: self.id,
             bytes,
             heads,
-            arrivals,
+            arrivals: arrivals_now,
         }));
     }
 
@@ -719,7 +761,10 @@ impl DocSync {
         out: &mut Vec<Effect>,
     ) {
         self.writes_in_flight = self.writes_in_flight.saturating_sub(1);
+        // Outcomes come in the order writes were submitted.
+        let arrivals = self.arrivals_in_flight.pop_front().unwrap_or_default();
         if !ok {
+            self.arrivals_unwritten.extend(arrivals);
             tracing::warn!(document = %self.id, "storing changes failed; retrying");
             self.retry_at = Some(cx.now.plus(WRITE_RETRY_MS));
         } else {

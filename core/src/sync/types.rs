@@ -191,10 +191,10 @@ pub enum StorageTask {
         bytes: Vec<u8>,
         /// The document's heads once they are applied.
         heads: Vec<ChangeHash>,
-        /// Who delivered these changes, to be stored with them (only when
+        /// Who delivered changes, to be stored with them (only when
         /// [`SyncConfig::record_arrivals`](crate::sync::SyncConfig::record_arrivals) is on
-        /// and the peer's credentials name a user).
-        arrivals: Option<Arrivals>,
+        /// and peers' credentials name users): these changes', and any whose write failed.
+        arrivals: Vec<Arrivals>,
     },
     /// Load the sync state saved with a peer's storage: answer
     /// [`StorageResult::SyncStateLoaded`].
