@@ -15,8 +15,8 @@ pub enum WeftError {
     /// Text that is neither a document id nor an `automerge:` URL.
     #[error("{0}")]
     InvalidDocumentId(String),
-    /// A path that is malformed or does not fit the document, or an edit that cannot be
-    /// applied there.
+    /// A path that is malformed or does not fit the document, an edit that cannot be
+    /// applied there, or change hashes (heads) that are malformed or not in the document.
     #[error("{0}")]
     InvalidPath(String),
     /// A peer address that is not `ws://` or `wss://` with a host.

@@ -106,8 +106,9 @@ impl Document {
     /// The whole document as it was at `heads`, as JSON (like `to_json`).
     pub async fn to_json_at(&self, heads: Vec<String>) -> Result<String, WeftError> {
         let heads = parse_heads(&heads)?;
-        let view = self.handle.view_at(&heads)?;
-        run(async move { Ok(view.json().await?) }).await
+        let handle = self.handle.clone();
+        // On the runtime: making a view takes the document's read lock.
+        run(async move { Ok(handle.view_at(&heads)?.json().await?) }).await
     }
 
     /// Who wrote which part of the text at `path`, in order, covering it.
@@ -145,7 +146,9 @@ impl Document {
     }
 
     /// Takes back this device's newest change that is not undone yet, as a new change; what
-    /// others wrote since stays. False if there was nothing to undo.
+    /// others wrote since stays. False if there was nothing to undo. (A step whose every
+    /// effect others have overwritten since is used up with no new change, and counts as
+    /// done.)
     pub async fn undo(&self) -> Result<bool, WeftError> {
         let handle = self.handle.clone();
         run(async move { Ok(handle.undo().await?.is_some()) }).await

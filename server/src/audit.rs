@@ -1,8 +1,8 @@
 //! `weft-relay docs history`: a document's changes, newest first, each with the author its
 //! writer claimed and the user whose connection delivered it to this relay.
 //!
-//! What the record guarantees: with tokens on, the relay writes down, in the same SQLite
-//! transaction as a change, the subject of the token whose connection first delivered it.
+//! What the record guarantees: with tokens on, the relay writes down, with the change (in
+//! its SQLite transaction, or with the retry if that write failed), the subject of the token whose connection first delivered it.
 //! A peer cannot forge that: it names the token, not anything the peer says. It vouches
 //! for who *delivered* the change, not who wrote it: the author in a change is what the
 //! writing device claims, and a change written by ana can reach the relay through bo's

@@ -50,7 +50,9 @@ impl SharePolicy for RelayPolicy {
 }
 
 /// Dials each upstream relay and keeps the connection up, granting it replica access;
-/// `wss://` ones trust the public web's authorities, or `tls` if given.
+/// `wss://` ones trust the public web's authorities, or `tls` if given. Changes pulled from
+/// an upstream are recorded as delivered by `relay:<its address>` (the URL without its
+/// query, so no token).
 pub fn dial_upstreams(
     repo: &Repo,
     upstreams: &[String],
@@ -60,7 +62,10 @@ pub fn dial_upstreams(
     upstreams
         .iter()
         .map(|url| {
-            let access = Access::full().replica();
+            let address = url.split(['?', '#']).next().unwrap_or(url);
+            let access = Access::full()
+                .replica()
+                .for_user(format!("relay:{address}"));
             match tls {
                 Some(tls) => repo.dial_tls(url.as_str(), config, access, tls.clone()),
                 None => repo.dial_with(url.as_str(), config, access),

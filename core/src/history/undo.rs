@@ -196,10 +196,16 @@ impl Inverter<'_> {
                 Key::Map(key) => {
                     let edit = keys.entry((obj, key.to_string())).or_default();
                     match &op.action {
+                        // What showed before the change is what the first put or delete
+                        // replaced (a put after a delete in the change replaces nothing).
                         OpType::Put(_) | OpType::Make(_) => {
+                            let pred = edit.last.as_ref().map_or(pred, |(_, _, p)| p.clone());
                             edit.last = Some((Action::Put, id, pred));
                         }
-                        OpType::Delete => edit.last = Some((Action::Delete, id, pred)),
+                        OpType::Delete => {
+                            let pred = edit.last.as_ref().map_or(pred, |(_, _, p)| p.clone());
+                            edit.last = Some((Action::Delete, id, pred));
+                        }
                         OpType::Increment(by) if edit.last.is_none() => {
                             let (_, total) = edit.incremented.get_or_insert((pred, 0));
                             *total += by;
@@ -214,8 +220,11 @@ impl Inverter<'_> {
                         OpType::Put(_) | OpType::Make(_) if op.insert => {
                             edits.inserted.insert(id);
                         }
-                        // Over an element the change inserted: it goes with that element.
-                        OpType::Put(_) | OpType::Make(_) if pred.is_empty() => {}
+                        // Over an element the change inserted: the element shows this value
+                        // now, and goes as one the change inserted.
+                        OpType::Put(_) | OpType::Make(_) if pred.is_empty() => {
+                            edits.inserted.insert(id);
+                        }
                         OpType::Put(_) | OpType::Make(_) => {
                             let element = match element {
                                 legacy::ElementId::Id(element) => op_id(element),
@@ -316,15 +325,22 @@ impl Inverter<'_> {
         old: &ObjId,
         before: &[ChangeHash],
     ) -> Result<(), CannotUndo> {
-        self.restoring.push((old.clone(), tx.pending_ops()));
+        let at = tx.pending_ops();
         match (value, slot) {
-            (Value::Scalar(scalar), Slot::Put(prop)) => {
-                Ok(tx.put(obj, prop, scalar.into_owned())?)
-            }
-            (Value::Scalar(scalar), Slot::Insert(index)) => {
-                Ok(tx.insert(obj, index, scalar.into_owned())?)
+            (Value::Scalar(scalar), slot) => {
+                match slot {
+                    Slot::Put(prop) => tx.put(obj, prop, scalar.into_owned())?,
+                    Slot::Insert(index) => tx.insert(obj, index, scalar.into_owned())?,
+                }
+                // automerge makes no operation for a put of the value already there (and
+                // more than one over a conflict): only a single new one restores `old`.
+                if tx.pending_ops() == at + 1 {
+                    self.restoring.push((old.clone(), at));
+                }
+                Ok(())
             }
             (Value::Object(kind), slot) => {
+                self.restoring.push((old.clone(), at));
                 let copy = match slot {
                     Slot::Put(prop) => tx.put_object(obj, prop, kind)?,
                     Slot::Insert(index) => tx.insert_object(obj, index, kind)?,
@@ -370,8 +386,19 @@ impl Inverter<'_> {
                 }
             }
             ObjType::Text => {
-                let old = elements(tx, from, Some(before));
-                let text = tx.text_at(from, before)?;
+                // The characters only: a block marker (rich text) is not copied, so that a
+                // copy holds text, never a stand-in character for a block.
+                let old: Vec<Element> = elements(tx, from, Some(before))
+                    .into_iter()
+                    .filter(|e| matches!(e.value, Value::Scalar(_)))
+                    .collect();
+                let text: String = old
+                    .iter()
+                    .filter_map(|e| match &e.value {
+                        Value::Scalar(scalar) => scalar.as_str().map(str::to_owned),
+                        Value::Object(_) => None,
+                    })
+                    .collect();
                 let start = tx.pending_ops();
                 tx.splice_text(to, 0, 0, &text)?;
                 self.restored_elements(&old, start, tx.pending_ops());
@@ -381,8 +408,8 @@ impl Inverter<'_> {
     }
 
     /// Remembers that the text elements `old` were inserted again as the operations from
-    /// `start` to `end` of the transaction, one each in order (if the counts agree: a block
-    /// marker is not restored as text).
+    /// `start` to `end` of the transaction, one each in order (if the counts agree; blocks
+    /// are never restored, so they are left out of `old` or make the counts differ).
     fn restored_elements(&mut self, old: &[Element], start: usize, end: usize) {
         if end - start == old.len() {
             for (offset, element) in old.iter().enumerate() {
@@ -406,7 +433,14 @@ impl Inverter<'_> {
             let old = elements(tx, was, Some(before));
             for (id, pred) in edits.set.values() {
                 let ours = self.restored.follow(id);
-                let Some(index) = elements(tx, obj, None).iter().position(|e| e.id == ours) else {
+                // A list counts elements; a text counts its units.
+                let now = elements(tx, obj, None);
+                let Some(index) = now
+                    .iter()
+                    .enumerate()
+                    .find(|(_, e)| e.id == ours)
+                    .map(|(i, e)| if is_text { e.at } else { i })
+                else {
                     continue;
                 };
                 if let Some(old) = old.iter().find(|e| pred.contains(&e.id)) {
@@ -668,6 +702,33 @@ mod tests {
         assert_eq!(doc.get(ROOT, "n").unwrap(), None);
         undo(&mut doc, put_then_deleted).unwrap();
         assert_eq!(int(&doc, "n"), Some(1));
+    }
+
+    #[test]
+    fn a_change_that_deletes_a_key_then_puts_it_again_is_undone_to_the_old_value() {
+        let mut doc = Automerge::new();
+        change(&mut doc, |tx| tx.put(ROOT, "n", 1));
+        let replaced = change(&mut doc, |tx| {
+            tx.delete(ROOT, "n")?;
+            tx.put(ROOT, "n", 2)
+        });
+        undo(&mut doc, replaced).unwrap();
+        assert_eq!(int(&doc, "n"), Some(1));
+    }
+
+    #[test]
+    fn an_element_inserted_and_then_overwritten_in_one_change_goes_with_its_undo() {
+        let mut doc = Automerge::new();
+        change(&mut doc, |tx| tx.put_object(ROOT, "list", ObjType::List));
+        let list = doc.get(ROOT, "list").unwrap().unwrap().1;
+        let edit = list.clone();
+        let made = change(&mut doc, move |tx| {
+            tx.insert(&edit, 0, "a")?;
+            tx.put(&edit, 0, "b")
+        });
+        assert_eq!(doc.length(&list), 1);
+        undo(&mut doc, made).unwrap();
+        assert_eq!(doc.length(&list), 0);
     }
 
     #[test]

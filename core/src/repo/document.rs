@@ -975,17 +975,23 @@ impl Drop for Document {
             .collect();
         let state = self.state.get_mut().unwrap_or_else(PoisonError::into_inner);
         let doc = std::mem::take(&mut state.doc);
-        let (id, storage) = (self.id, self.repo.storage.clone());
+        let (id, repo) = (self.id, self.repo.clone());
+        // A load of this document waits for the write (see `RepoShared::unload_save_done`).
+        let done = repo.unload_save_started(id);
         let save = move || {
             let snapshot = Chunk::new(ChunkKind::Snapshot, doc.save());
             let write = snapshot_write(creating, id, snapshot, replaces, doc.get_heads());
+            let storage = repo.storage.clone();
             storage.submit_with(
                 vec![write],
-                Box::new(move |result| match result {
-                    Ok(()) | Err(StorageError::DocumentNotFound(_)) => {}
-                    Err(error) => {
-                        tracing::error!(document = %id, %error, "saving an unloaded document failed");
+                Box::new(move |result| {
+                    match result {
+                        Ok(()) | Err(StorageError::DocumentNotFound(_)) => {}
+                        Err(error) => {
+                            tracing::error!(document = %id, %error, "saving an unloaded document failed");
+                        }
                     }
+                    repo.unload_save_finished(id, &done);
                 }),
             );
         };

@@ -88,11 +88,57 @@ pub(crate) struct RepoShared {
     /// Held by [`Repo::archive`], so that two archives of one document cannot both find it
     /// not archived yet.
     pub(crate) archiving: tokio::sync::Mutex<()>,
+    /// Documents being written as they were unloaded (the whole document, created if it
+    /// was never stored): a load of one waits for that write, so that it neither misses
+    /// it nor creates the document a second time.
+    unload_saves: Mutex<HashMap<DocumentId, watch::Receiver<bool>>>,
 }
 
 impl RepoShared {
     fn loaded(&self) -> MutexGuard<'_, HashMap<DocumentId, Weak<Document>>> {
         self.loaded.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A document is being written as it is unloaded: returns what to send `true` on once
+    /// the write is done (see [`unload_save_finished`](Self::unload_save_finished)).
+    pub(crate) fn unload_save_started(&self, id: DocumentId) -> watch::Sender<bool> {
+        let (done, waiting) = watch::channel(false);
+        self.unload_saves
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id, waiting);
+        done
+    }
+
+    /// The write an unload started is done (stored or failed).
+    pub(crate) fn unload_save_finished(&self, id: DocumentId, done: &watch::Sender<bool>) {
+        let mut saves = self
+            .unload_saves
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        // Not one a later unload of the same document started since.
+        if saves
+            .get(&id)
+            .is_some_and(|waiting| waiting.same_channel(&done.subscribe()))
+        {
+            saves.remove(&id);
+        }
+        drop(saves);
+        let _ = done.send(true);
+    }
+
+    /// Waits for a write an unload of `id` started, if any.
+    pub(crate) async fn unload_save_done(&self, id: DocumentId) {
+        let waiting = self
+            .unload_saves
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&id)
+            .cloned();
+        if let Some(mut waiting) = waiting {
+            // A sender dropped without sending (the write was never queued) ends it too.
+            let _ = waiting.wait_for(|done| *done).await;
+        }
     }
 
     fn deleted(&self) -> MutexGuard<'_, HashSet<DocumentId>> {
@@ -145,6 +191,7 @@ impl RepoShared {
         if let Some(document) = self.loaded().get(&id).and_then(Weak::upgrade) {
             return Ok(document);
         }
+        self.unload_save_done(id).await;
         let Some(stored) = self.storage.load(id).await? else {
             return Ok(self.register_absent(id));
         };
@@ -227,6 +274,7 @@ impl Repo {
             sync_start: Mutex::new(()),
             peers: watch::Sender::new(Vec::new()),
             archiving: tokio::sync::Mutex::new(()),
+            unload_saves: Mutex::new(HashMap::new()),
         });
         Self {
             _lifetime: Arc::new(Lifetime(Arc::downgrade(&shared))),
@@ -371,6 +419,7 @@ impl Repo {
         {
             return Ok(DocHandle::new(document));
         }
+        self.shared.unload_save_done(id).await;
         let Some(stored) = self.shared.storage.load(id).await? else {
             return self.find_on_peers(id).await;
         };

@@ -555,9 +555,11 @@ impl Driver {
                 // Answers first: a find answered just now no longer holds the document.
                 self.carry_out(std::mem::take(&mut out));
                 // A document nobody has and nobody waits for any more is let go, so that
-                // requests for random ids cannot fill a relay's memory.
+                // requests for random ids cannot fill a relay's memory (only once no work is
+                // queued: a peer being added or a message being handled may still ask).
                 if current
                     && let Some(asked_in_vain) = &outcome.forgettable
+                    && instance.is_latest(outcome.sequence)
                     && !self.waiting.contains_key(&document)
                 {
                     self.forget(document);

@@ -88,9 +88,6 @@ struct DocPeer {
     wants: bool,
     /// We answered its request with `doc-unavailable`.
     told_unavailable: bool,
-    /// It was told so before the document was let go and loaded again, and still waits
-    /// for it (see [`Rejoin::Awaiting`]); that answer is not news of this load.
-    awaiting: bool,
     /// We told it (by an `error`) that its changes to this document are refused.
     told_read_only: bool,
     /// Offered again because it synced the document before it was let go while idle (not
@@ -254,7 +251,6 @@ impl DocSync {
                 status: Status::Quiet,
                 wants: awaiting && access,
                 told_unavailable: awaiting && access,
-                awaiting: awaiting && access,
                 told_read_only: false,
                 resumed: resume && !by_policy,
                 saved_shared_heads: Vec::new(),
@@ -501,7 +497,6 @@ impl DocSync {
         peer.wants = request && their_heads.is_empty();
         if request {
             peer.told_unavailable = false;
-            peer.awaiting = false;
         }
         let before = doc.get_heads();
         let had_data = self.exists || !before.is_empty();
@@ -645,13 +640,7 @@ impl DocSync {
     /// Whether the document is not here, it was answered as unavailable, and nothing is
     /// being asked or answered about it any more: its driver may let it go.
     pub(crate) fn forgettable(&self, doc: &Automerge) -> bool {
-        // Peers still waiting from before this load do not count: the document is let go
-        // only once someone asked in this load and heard it is not here.
-        let answered = self.app_told_unavailable
-            || self
-                .peers
-                .values()
-                .any(|p| p.told_unavailable && !p.awaiting);
+        let answered = self.app_told_unavailable || self.peers.values().any(|p| p.told_unavailable);
         answered
             && !self.has_data(doc)
             && self.writes_in_flight == 0

@@ -183,7 +183,8 @@ pub enum StorageTask {
         document: DocumentId,
     },
     /// Append automerge bytes (a document or changes) to a document's stored chunks,
-    /// creating it if needed: answer [`StorageResult::Appended`].
+    /// creating it if needed: answer [`StorageResult::Appended`], once per append and in
+    /// the order the appends of a document were asked for.
     Append {
         /// The document.
         document: DocumentId,

@@ -1247,7 +1247,9 @@ public protocol DocumentProtocol: AnyObject, Sendable {
     
     /**
      * Takes back this device's newest change that is not undone yet, as a new change; what
-     * others wrote since stays. False if there was nothing to undo.
+     * others wrote since stays. False if there was nothing to undo. (A step whose every
+     * effect others have overwritten since is used up with no new change, and counts as
+     * done.)
      */
     func undo() async throws  -> Bool
     
@@ -1756,7 +1758,9 @@ open func toJsonAt(heads: [String])async throws  -> String  {
     
     /**
      * Takes back this device's newest change that is not undone yet, as a new change; what
-     * others wrote since stays. False if there was nothing to undo.
+     * others wrote since stays. False if there was nothing to undo. (A step whose every
+     * effect others have overwritten since is used up with no new change, and counts as
+     * done.)
      */
 open func undo()async throws  -> Bool  {
     return
@@ -4335,8 +4339,8 @@ enum WeftError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
     case InvalidDocumentId(message: String)
     
     /**
-     * A path that is malformed or does not fit the document, or an edit that cannot be
-     * applied there.
+     * A path that is malformed or does not fit the document, an edit that cannot be
+     * applied there, or change hashes (heads) that are malformed or not in the document.
      */
     case InvalidPath(message: String)
     
@@ -4996,7 +5000,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_weft_ffi_checksum_method_document_to_json_at() != 19741) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_weft_ffi_checksum_method_document_undo() != 34137) {
+    if (uniffi_weft_ffi_checksum_method_document_undo() != 41263) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_weft_ffi_checksum_method_documentlistener_on_event() != 54153) {
