@@ -50,7 +50,7 @@ pub struct BlameSpan {
     pub time: i64,
 }
 
-fn parse_heads(heads: &[String]) -> Result<Vec<ChangeHash>, WeftError> {
+pub(crate) fn parse_heads(heads: &[String]) -> Result<Vec<ChangeHash>, WeftError> {
     heads
         .iter()
         .map(|head| {

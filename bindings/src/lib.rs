@@ -9,7 +9,9 @@
 //!   [`listen`](Repo::listen) for peers on the local network.
 //! - [`Document`]: read values by path (a JSON Pointer such as `/todos/0/title`), write them
 //!   with edits that resolve once they are committed to SQLite, edit text, read the whole
-//!   document as JSON, and [`subscribe`](Document::subscribe) to its changes.
+//!   document as JSON, and [`subscribe`](Document::subscribe) to its changes; its history:
+//!   changes with author, time and message, past states, [`Patch`]es between two points,
+//!   blame, undo and redo, restore.
 //! - [`Connection`]: a connection the repo keeps up (reconnecting with backoff); its state,
 //!   a listener for it, and `wait_connected`.
 //! - [`WeftError`]: the one error type, with a message that says what went wrong.
@@ -28,6 +30,7 @@
 #![allow(clippy::needless_pass_by_value)]
 
 mod connection;
+mod diff;
 mod document;
 mod error;
 mod history;
@@ -39,6 +42,7 @@ mod subscription;
 mod values;
 
 pub use connection::{Connection, ConnectionListener, ConnectionState};
+pub use diff::{Patch, TextMark};
 pub use document::{Document, DocumentEvent, DocumentListener};
 pub use error::WeftError;
 pub use history::{BlameSpan, ChangeRecord, HistoryPage};

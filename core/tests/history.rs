@@ -11,7 +11,7 @@ use std::path::Path as FsPath;
 use common::{eventually, find_eventually};
 use weft::{
     ChangeOptions, DocHandle, Error, Repo, RepoConfig, Role, Transport,
-    access::Path,
+    access::{self, Path},
     automerge::{
         Automerge, ChangeHash, ObjId, ObjType, Patch, PatchAction, ROOT, ReadDoc, ScalarValue,
         transaction::Transactable,
@@ -194,13 +194,26 @@ async fn the_document_as_it_was_at_a_time_and_what_changed_since() {
         other => panic!("unexpected patch {other:?}"),
     }
     // Backwards too.
-    let back = doc.diff(doc.heads(), noon).await.unwrap();
+    let back = doc.diff(doc.heads(), noon.clone()).await.unwrap();
     assert!(
         matches!(&back[0].action, PatchAction::PutMap { value, .. } if value.0.as_i64() == Some(12))
+    );
+    // By path, with plain values, as the bindings get it.
+    assert_eq!(
+        doc.diff_by_path(noon, doc.heads()).await.unwrap(),
+        [access::Patch::Put {
+            path: Path::parse("/price").unwrap(),
+            value: access::Value::Int(15),
+            conflict: false,
+        }]
     );
     let unknown = ChangeHash([3; 32]);
     assert!(matches!(
         doc.diff(vec![unknown], doc.heads()).await,
+        Err(Error::UnknownHeads { .. })
+    ));
+    assert!(matches!(
+        doc.diff_by_path(doc.heads(), vec![unknown]).await,
         Err(Error::UnknownHeads { .. })
     ));
     repo.close().await.unwrap();

@@ -9,6 +9,7 @@ import notes.Note
 import notes.NotesStore
 import weft.ConnectionState
 import weft.Edit
+import weft.Patch
 import weft.Repo
 import weft.RepoOptions
 import weft.TextUnit
@@ -146,7 +147,11 @@ suspend fun scenario(): Boolean {
             val authored = Repo.inMemory(RepoOptions(textUnit = TextUnit.UTF16_CODE_UNIT, peerId = null, author = "kotlin"))
             val notes = authored.create()
             notes.applyWithMessage(listOf(Edit.Put("/t", Value.Text("a👋b"))), "first")
+            val first = notes.heads()
             notes.spliceText("/t", "a👋".length.toULong(), 0UL, "!")
+            // The diff counts in UTF-16 units too.
+            val diff = notes.diff(first, notes.heads())
+            check(diff == listOf(Patch.SpliceText("/t", "a👋".length.toULong(), "!"))) { "diff: $diff" }
             val page = notes.history(null, 10u)
             check(page.changes.map { it.author } == listOf("kotlin", "kotlin", "kotlin") && page.changes[1].message == "first") {
                 "history: $page"

@@ -63,13 +63,24 @@ def test_history_undo_and_restore_through_the_relay(relay, tmp_path):
         assert json.loads(await doc.to_json_at(first_draft)) == {"title": "Draft", "body": "Hello world"}
         assert await doc.heads_at_time(1_000_000_000) == []
 
+        # What changed since the first draft, as patches that turn its text into today's.
+        patches = await doc.diff(first_draft, doc.heads())
+        assert patches and all(p.path.startswith("/body") for p in patches)
+        assert apply_to_text("Hello world", "/body", patches) == "Hi big world"
+        created = await doc.diff([], first_draft)
+        assert weft.Patch.PUT("/title", Value.STR("Draft"), False) in created
+
         # Restore the first draft: one new change that reaches bo.
         await doc.restore(first_draft)
         await eventually("bo has the first draft again", lambda: on_bo.get("/body") == Value.TEXT("Hello world"))
         assert (await doc.history(None, 1)).changes[0].message == "restore"
 
         # Bad input.
-        for bad in (lambda: doc.to_json_at(["not a hash"]), lambda: doc.restore(["00" * 32])):
+        for bad in (
+            lambda: doc.to_json_at(["not a hash"]),
+            lambda: doc.restore(["00" * 32]),
+            lambda: doc.diff(["00" * 32], doc.heads()),
+        ):
             try:
                 await bad()
                 raise AssertionError("accepted")
@@ -80,3 +91,16 @@ def test_history_undo_and_restore_through_the_relay(relay, tmp_path):
         await ana.shutdown()
 
     run(scenario())
+
+
+def apply_to_text(text, path, patches):
+    """Applies a diff's patches of the text at `path` to `text`, in order."""
+    for patch in patches:
+        if isinstance(patch, weft.Patch.SPLICE_TEXT) and patch.path == path:
+            text = text[:patch.index] + patch.text + text[patch.index:]
+        elif isinstance(patch, weft.Patch.DELETE) and patch.path.startswith(path + "/"):
+            index = int(patch.path.rsplit("/", 1)[1])
+            text = text[:index] + text[index + patch.count:]
+        else:
+            raise AssertionError(f"unexpected patch {patch}")
+    return text

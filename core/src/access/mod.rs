@@ -14,10 +14,12 @@
 //! for Kotlin, Java and JavaScript strings.
 
 mod edit;
+mod patch;
 mod path;
 mod value;
 
 pub use edit::Edit;
+pub use patch::{Patch, TextMark};
 pub use path::Path;
 pub use value::Value;
 

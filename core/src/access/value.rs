@@ -76,20 +76,24 @@ impl Value {
             automerge::Value::Object(ObjType::List) => Self::List,
             // The id was just read from this document, so it names a text object.
             automerge::Value::Object(ObjType::Text) => Self::Text(doc.text(id).unwrap_or_default()),
-            automerge::Value::Scalar(scalar) => match scalar.as_ref() {
-                ScalarValue::Null => Self::Null,
-                ScalarValue::Boolean(value) => Self::Bool(*value),
-                ScalarValue::Int(value) => Self::Int(*value),
-                ScalarValue::Uint(value) => Self::Uint(*value),
-                ScalarValue::F64(value) => Self::F64(*value),
-                ScalarValue::Str(value) => Self::Str(value.to_string()),
-                ScalarValue::Bytes(value) => Self::Bytes(value.clone()),
-                ScalarValue::Counter(counter) => Self::Counter(i64::from(counter)),
-                ScalarValue::Timestamp(value) => Self::Timestamp(*value),
-                ScalarValue::Unknown { type_code, bytes } => Self::Unknown {
-                    type_code: *type_code,
-                    bytes: bytes.clone(),
-                },
+            automerge::Value::Scalar(scalar) => Self::from_scalar(scalar),
+        }
+    }
+
+    pub(crate) fn from_scalar(scalar: &ScalarValue) -> Self {
+        match scalar {
+            ScalarValue::Null => Self::Null,
+            ScalarValue::Boolean(value) => Self::Bool(*value),
+            ScalarValue::Int(value) => Self::Int(*value),
+            ScalarValue::Uint(value) => Self::Uint(*value),
+            ScalarValue::F64(value) => Self::F64(*value),
+            ScalarValue::Str(value) => Self::Str(value.to_string()),
+            ScalarValue::Bytes(value) => Self::Bytes(value.clone()),
+            ScalarValue::Counter(counter) => Self::Counter(i64::from(counter)),
+            ScalarValue::Timestamp(value) => Self::Timestamp(*value),
+            ScalarValue::Unknown { type_code, bytes } => Self::Unknown {
+                type_code: *type_code,
+                bytes: bytes.clone(),
             },
         }
     }

@@ -5,12 +5,12 @@ use automerge::{
     ChangeHash, ObjType, Patch, ROOT, ReadDoc, error::UpdateObjectError, transaction::Transactable,
 };
 
-use crate::{ChangeOptions, Committed, MOVED_TO, history::undo_stack::StepKind};
+use crate::{ChangeOptions, Committed, DocumentId, MOVED_TO, history::undo_stack::StepKind};
 
 use super::{doc_handle::DocHandle, historic_view::HistoricView};
 use crate::{
     BlameSpan, Error, HistoryPage, Result,
-    access::{Path, object},
+    access::{self, Path, object},
     history::{as_of, blame, listing},
 };
 
@@ -59,16 +59,21 @@ impl DocHandle {
     /// [`Error::UnknownHeads`] if either names a change the document does not have.
     pub async fn diff(&self, from: Vec<ChangeHash>, to: Vec<ChangeHash>) -> Result<Vec<Patch>> {
         let id = self.id();
+        self.read(move |doc| diff_checked(doc, id, &from, &to))
+            .await?
+    }
+
+    /// [`diff`](Self::diff) by path, with plain values ([`access::Patch`]): for printing,
+    /// storing or sending on, and for the bindings.
+    pub async fn diff_by_path(
+        &self,
+        from: Vec<ChangeHash>,
+        to: Vec<ChangeHash>,
+    ) -> Result<Vec<access::Patch>> {
+        let id = self.id();
         self.read(move |doc| {
-            let mut missing = as_of::missing_heads(doc, &from);
-            missing.extend(as_of::missing_heads(doc, &to));
-            if !missing.is_empty() {
-                return Err(Error::UnknownHeads {
-                    document: id,
-                    missing,
-                });
-            }
-            Ok(doc.diff(&from, &to))
+            let patches = diff_checked(doc, id, &from, &to)?;
+            Ok(patches.iter().map(access::Patch::from_automerge).collect())
         })
         .await?
     }
@@ -178,4 +183,23 @@ impl DocHandle {
         })
         .await?
     }
+}
+
+/// automerge's diff, after checking that the document has both sets of heads (automerge
+/// does not report heads it lacks as an error).
+fn diff_checked(
+    doc: &automerge::Automerge,
+    id: DocumentId,
+    from: &[ChangeHash],
+    to: &[ChangeHash],
+) -> Result<Vec<Patch>> {
+    let mut missing = as_of::missing_heads(doc, from);
+    missing.extend(as_of::missing_heads(doc, to));
+    if !missing.is_empty() {
+        return Err(Error::UnknownHeads {
+            document: id,
+            missing,
+        });
+    }
+    Ok(doc.diff(from, to))
 }

@@ -1099,6 +1099,12 @@ public func FfiConverterTypeConnectionListener_lower(_ value: ConnectionListener
 public protocol DocumentProtocol: AnyObject, Sendable {
     
     /**
+     * What changed from `from` to `to` (heads, hex; either may be the older, and an empty
+     * `from` is the empty document), as patches by path.
+     */
+    func diff(from: [String], to: [String]) async throws  -> [Patch]
+    
+    /**
      * Applies `edits` in order as one change, all or nothing; resolves once it is
      * committed to storage. Changes are applied in the order the calls start running (in
      * Python, when awaited): await one before starting the next to be sure of the order,
@@ -1310,6 +1316,26 @@ open class Document: DocumentProtocol, @unchecked Sendable {
 
     
 
+    
+    /**
+     * What changed from `from` to `to` (heads, hex; either may be the older, and an empty
+     * `from` is the empty document), as patches by path.
+     */
+open func diff(from: [String], to: [String])async throws  -> [Patch]  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_weft_ffi_fn_method_document_diff(
+                        self.uniffiCloneHandle(),FfiConverterSequenceString.lower(from),FfiConverterSequenceString.lower(to)
+                )
+            },
+            pollFunc: ffi_weft_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_weft_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_weft_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterSequenceTypePatch.lift,
+            errorHandler: FfiConverterTypeWeftError_lift
+        )
+}
     
     /**
      * Applies `edits` in order as one change, all or nothing; resolves once it is
@@ -3437,6 +3463,95 @@ public func FfiConverterTypeRepoOptions_lower(_ value: RepoOptions) -> RustBuffe
 
 
 /**
+ * A formatting mark over a range of a text.
+ */
+public struct TextMark: Equatable, Hashable {
+    /**
+     * The mark's name, such as `bold`.
+     */
+    public var name: String
+    /**
+     * Its value (`Null` when the mark was removed).
+     */
+    public var value: Value
+    /**
+     * The first unit of the range.
+     */
+    public var start: UInt64
+    /**
+     * The unit after the range.
+     */
+    public var end: UInt64
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The mark's name, such as `bold`.
+         */name: String, 
+        /**
+         * Its value (`Null` when the mark was removed).
+         */value: Value, 
+        /**
+         * The first unit of the range.
+         */start: UInt64, 
+        /**
+         * The unit after the range.
+         */end: UInt64) {
+        self.name = name
+        self.value = value
+        self.start = start
+        self.end = end
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension TextMark: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeTextMark: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> TextMark {
+        return
+            try TextMark(
+                name: FfiConverterString.read(from: &buf), 
+                value: FfiConverterTypeValue.read(from: &buf), 
+                start: FfiConverterUInt64.read(from: &buf), 
+                end: FfiConverterUInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: TextMark, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.name, into: &buf)
+        FfiConverterTypeValue.write(value.value, into: &buf)
+        FfiConverterUInt64.write(value.start, into: &buf)
+        FfiConverterUInt64.write(value.end, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeTextMark_lift(_ buf: RustBuffer) throws -> TextMark {
+    return try FfiConverterTypeTextMark.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeTextMark_lower(_ value: TextMark) -> RustBuffer {
+    return FfiConverterTypeTextMark.lower(value)
+}
+
+
+/**
  * Where a connection stands.
  */
 
@@ -3971,6 +4086,210 @@ public func FfiConverterTypeLogLevel_lift(_ buf: RustBuffer) throws -> LogLevel 
 #endif
 public func FfiConverterTypeLogLevel_lower(_ value: LogLevel) -> RustBuffer {
     return FfiConverterTypeLogLevel.lower(value)
+}
+
+
+
+/**
+ * One difference between two states of a document; applied in order, a diff's patches
+ * turn the first state into the second. Paths are JSON Pointers like `Edit`'s; text
+ * positions count in the repo's `TextUnit`.
+ */
+
+public enum Patch: Equatable, Hashable {
+    
+    /**
+     * A map's key or a list's item (`/title`, `/todos/0`) now holds `value`. A new text
+     * arrives empty, followed by the `SpliceText` patches that fill it; a new map or list
+     * by the patches that fill it.
+     */
+    case put(
+        /**
+         * The key or item.
+         */path: String, 
+        /**
+         * What it holds now.
+         */value: Value, 
+        /**
+         * Whether concurrent changes left other values there too (reads see this one).
+         */conflict: Bool
+    )
+    /**
+     * Items inserted into a list, the first at the index the path ends with (`/todos/3`).
+     */
+    case insert(
+        /**
+         * The list and the first new item's index.
+         */path: String, 
+        /**
+         * The new items, in order.
+         */values: [Value]
+    )
+    /**
+     * Removed: a map's key (`count` 1), or `count` items of a list or units of a text from
+     * the index the path ends with.
+     */
+    case delete(
+        /**
+         * The key, or the list or text and the index of the first removed item.
+         */path: String, 
+        /**
+         * How many items or text units.
+         */count: UInt64
+    )
+    /**
+     * Text inserted at `index` of the text at `path`.
+     */
+    case spliceText(
+        /**
+         * The text.
+         */path: String, 
+        /**
+         * Where the new text starts.
+         */index: UInt64, 
+        /**
+         * What was inserted.
+         */text: String
+    )
+    /**
+     * The counter at `path` changed by `by`.
+     */
+    case increment(
+        /**
+         * The counter.
+         */path: String, 
+        /**
+         * How much was added (negative: taken away).
+         */by: Int64
+    )
+    /**
+     * The value at `path` is now in conflict (concurrent writes; reads see one of them).
+     */
+    case conflict(
+        /**
+         * The key or item.
+         */path: String
+    )
+    /**
+     * Formatting set or removed on ranges of the text at `path`.
+     */
+    case mark(
+        /**
+         * The text.
+         */path: String, 
+        /**
+         * The ranges; a mark whose value is `Null` was removed.
+         */marks: [TextMark]
+    )
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension Patch: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypePatch: FfiConverterRustBuffer {
+    typealias SwiftType = Patch
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Patch {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .put(path: try FfiConverterString.read(from: &buf), value: try FfiConverterTypeValue.read(from: &buf), conflict: try FfiConverterBool.read(from: &buf)
+        )
+        
+        case 2: return .insert(path: try FfiConverterString.read(from: &buf), values: try FfiConverterSequenceTypeValue.read(from: &buf)
+        )
+        
+        case 3: return .delete(path: try FfiConverterString.read(from: &buf), count: try FfiConverterUInt64.read(from: &buf)
+        )
+        
+        case 4: return .spliceText(path: try FfiConverterString.read(from: &buf), index: try FfiConverterUInt64.read(from: &buf), text: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 5: return .increment(path: try FfiConverterString.read(from: &buf), by: try FfiConverterInt64.read(from: &buf)
+        )
+        
+        case 6: return .conflict(path: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 7: return .mark(path: try FfiConverterString.read(from: &buf), marks: try FfiConverterSequenceTypeTextMark.read(from: &buf)
+        )
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: Patch, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case let .put(path,value,conflict):
+            writeInt(&buf, Int32(1))
+            FfiConverterString.write(path, into: &buf)
+            FfiConverterTypeValue.write(value, into: &buf)
+            FfiConverterBool.write(conflict, into: &buf)
+            
+        
+        case let .insert(path,values):
+            writeInt(&buf, Int32(2))
+            FfiConverterString.write(path, into: &buf)
+            FfiConverterSequenceTypeValue.write(values, into: &buf)
+            
+        
+        case let .delete(path,count):
+            writeInt(&buf, Int32(3))
+            FfiConverterString.write(path, into: &buf)
+            FfiConverterUInt64.write(count, into: &buf)
+            
+        
+        case let .spliceText(path,index,text):
+            writeInt(&buf, Int32(4))
+            FfiConverterString.write(path, into: &buf)
+            FfiConverterUInt64.write(index, into: &buf)
+            FfiConverterString.write(text, into: &buf)
+            
+        
+        case let .increment(path,by):
+            writeInt(&buf, Int32(5))
+            FfiConverterString.write(path, into: &buf)
+            FfiConverterInt64.write(by, into: &buf)
+            
+        
+        case let .conflict(path):
+            writeInt(&buf, Int32(6))
+            FfiConverterString.write(path, into: &buf)
+            
+        
+        case let .mark(path,marks):
+            writeInt(&buf, Int32(7))
+            FfiConverterString.write(path, into: &buf)
+            FfiConverterSequenceTypeTextMark.write(marks, into: &buf)
+            
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePatch_lift(_ buf: RustBuffer) throws -> Patch {
+    return try FfiConverterTypePatch.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePatch_lower(_ value: Patch) -> RustBuffer {
+    return FfiConverterTypePatch.lower(value)
 }
 
 
@@ -4773,6 +5092,31 @@ fileprivate struct FfiConverterSequenceTypeDocumentInfo: FfiConverterRustBuffer 
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterSequenceTypeTextMark: FfiConverterRustBuffer {
+    typealias SwiftType = [TextMark]
+
+    public static func write(_ value: [TextMark], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeTextMark.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [TextMark] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [TextMark]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeTextMark.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterSequenceTypeEdit: FfiConverterRustBuffer {
     typealias SwiftType = [Edit]
 
@@ -4790,6 +5134,56 @@ fileprivate struct FfiConverterSequenceTypeEdit: FfiConverterRustBuffer {
         seq.reserveCapacity(Int(len))
         for _ in 0 ..< len {
             seq.append(try FfiConverterTypeEdit.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypePatch: FfiConverterRustBuffer {
+    typealias SwiftType = [Patch]
+
+    public static func write(_ value: [Patch], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypePatch.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [Patch] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [Patch]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypePatch.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeValue: FfiConverterRustBuffer {
+    typealias SwiftType = [Value]
+
+    public static func write(_ value: [Value], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeValue.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [Value] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [Value]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeValue.read(from: &buf))
         }
         return seq
     }
@@ -4917,6 +5311,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_weft_ffi_checksum_method_connectionlistener_on_state() != 20086) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_weft_ffi_checksum_method_document_diff() != 50695) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_weft_ffi_checksum_method_document_apply() != 62235) {

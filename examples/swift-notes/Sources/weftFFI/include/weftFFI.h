@@ -356,6 +356,11 @@ uint64_t uniffi_weft_ffi_fn_clone_document(uint64_t handle, RustCallStatus *_Non
 void uniffi_weft_ffi_fn_free_document(uint64_t handle, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_FN_METHOD_DOCUMENT_DIFF
+#define UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_FN_METHOD_DOCUMENT_DIFF
+uint64_t uniffi_weft_ffi_fn_method_document_diff(uint64_t ptr, RustBuffer from, RustBuffer to
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_FN_METHOD_DOCUMENT_APPLY
 #define UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_FN_METHOD_DOCUMENT_APPLY
 uint64_t uniffi_weft_ffi_fn_method_document_apply(uint64_t ptr, RustBuffer edits
@@ -974,6 +979,12 @@ uint16_t uniffi_weft_ffi_checksum_method_connection_wait_connected(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_CHECKSUM_METHOD_CONNECTIONLISTENER_ON_STATE
 #define UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_CHECKSUM_METHOD_CONNECTIONLISTENER_ON_STATE
 uint16_t uniffi_weft_ffi_checksum_method_connectionlistener_on_state(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_CHECKSUM_METHOD_DOCUMENT_DIFF
+#define UNIFFI_FFIDEF_UNIFFI_WEFT_FFI_CHECKSUM_METHOD_DOCUMENT_DIFF
+uint16_t uniffi_weft_ffi_checksum_method_document_diff(void
     
 );
 #endif
