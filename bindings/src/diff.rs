@@ -6,13 +6,13 @@ use weft::access;
 use crate::{Document, WeftError, history::parse_heads, runtime::run, values::Value};
 
 /// One difference between two states of a document; applied in order, a diff's patches
-/// turn the first state into the second. Paths are JSON Pointers like `Edit`'s; text
-/// positions count in the repo's `TextUnit`.
+/// turn the first state into the second, formatting included. Paths are JSON Pointers
+/// like `Edit`'s (`Insert` and `Delete` end theirs with the index their range starts at);
+/// text positions count in the repo's `TextUnit`.
 #[derive(Debug, Clone, PartialEq, uniffi::Enum)]
 pub enum Patch {
-    /// A map's key or a list's item (`/title`, `/todos/0`) now holds `value`. A new text
-    /// arrives empty, followed by the `SpliceText` patches that fill it; a new map or list
-    /// by the patches that fill it.
+    /// A map's key or a list's item (`/title`, `/todos/0`) now holds `value`. A text, map
+    /// or list arrives empty, followed by the patches that fill it.
     Put {
         /// The key or item.
         path: String,
@@ -131,7 +131,8 @@ impl From<access::Patch> for Patch {
 #[uniffi::export]
 impl Document {
     /// What changed from `from` to `to` (heads, hex; either may be the older, and an empty
-    /// `from` is the empty document), as patches by path.
+    /// `from` is the empty document), as patches by path. Fails with `InvalidPath` for a
+    /// head that is not a change hash or that the document does not have.
     pub async fn diff(&self, from: Vec<String>, to: Vec<String>) -> Result<Vec<Patch>, WeftError> {
         let (from, to) = (parse_heads(&from)?, parse_heads(&to)?);
         let handle = self.handle.clone();

@@ -69,6 +69,12 @@ def test_history_undo_and_restore_through_the_relay(relay, tmp_path):
         assert apply_to_text("Hello world", "/body", patches) == "Hi big world"
         created = await doc.diff([], first_draft)
         assert weft.Patch.PUT("/title", Value.STR("Draft"), False) in created
+        # A new text arrives empty, then its content.
+        body = [p for p in created if p.path == "/body"]
+        assert body == [
+            weft.Patch.PUT("/body", Value.TEXT(""), False),
+            weft.Patch.SPLICE_TEXT("/body", 0, "Hello world"),
+        ]
 
         # Restore the first draft: one new change that reaches bo.
         await doc.restore(first_draft)

@@ -2,19 +2,20 @@
 //! values — automerge's patches in the shape of [`Edit`](super::Edit), for code that
 //! cannot hold automerge's object ids (the bindings) or wants paths it can print.
 
-use automerge::{ObjId, ObjType, PatchAction, Prop};
+use automerge::{ConcreteTextValue, ObjId, ObjType, PatchAction, Prop, TextEncoding};
 
 use super::{Path, Value};
 
 /// One difference between two states of a document. Applied in order, the patches of a
-/// diff turn the first state into the second. Paths are JSON Pointers like
-/// [`Edit`](super::Edit)'s, and text positions count in the repo's
-/// [`text_encoding`](crate::RepoConfig::text_encoding).
+/// diff turn the first state into the second, formatting included. Paths are JSON
+/// Pointers like [`Edit`](super::Edit)'s (an index that starts a range ends the path of
+/// [`Insert`](Self::Insert) and [`Delete`](Self::Delete), as in `Edit`), and text positions
+/// count in the repo's [`text_encoding`](crate::RepoConfig::text_encoding).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Patch {
-    /// A map's key or a list's item now holds `value`. A new text arrives empty
-    /// ([`Value::Text`] with no content), followed by the [`SpliceText`](Self::SpliceText)
-    /// patches that fill it; a new map or list is followed by the patches that fill it.
+    /// A map's key or a list's item now holds `value`. A text, map or list arrives empty
+    /// ([`Value::Text`] with no content), followed by the patches that fill it — also
+    /// when it replaces an object that was there, or comes back into view.
     Put {
         /// The key or item, such as `/title` or `/todos/0`.
         path: Path,
@@ -84,70 +85,119 @@ pub struct TextMark {
 }
 
 impl Patch {
-    /// Converts one of automerge's patches (as [`DocHandle::diff`](crate::DocHandle::diff)
-    /// returns them).
-    pub fn from_automerge(patch: &automerge::Patch) -> Self {
-        let object = object_path(&patch.path);
-        match &patch.action {
-            PatchAction::PutMap {
-                key,
-                value,
-                conflict,
-            } => Self::Put {
-                path: object.join(key.as_str()),
-                value: new_value(&value.0),
-                conflict: *conflict,
-            },
-            PatchAction::PutSeq {
-                index,
-                value,
-                conflict,
-            } => Self::Put {
-                path: object.join(index.to_string()),
-                value: new_value(&value.0),
-                conflict: *conflict,
-            },
-            PatchAction::Insert { index, values } => Self::Insert {
+    /// Converts automerge's patches (as [`DocHandle::diff`](crate::DocHandle::diff)
+    /// returns them), in order. One of automerge's may become two: text inserted with
+    /// formatting is a [`SpliceText`](Self::SpliceText) then a [`Mark`](Self::Mark) over
+    /// it, and a list item inserted in conflict an [`Insert`](Self::Insert) then a
+    /// [`Conflict`](Self::Conflict).
+    pub fn from_automerge(patches: &[automerge::Patch]) -> Vec<Self> {
+        let mut converted = Vec::with_capacity(patches.len());
+        for patch in patches {
+            convert(patch, &mut converted);
+        }
+        converted
+    }
+}
+
+fn convert(patch: &automerge::Patch, out: &mut Vec<Patch>) {
+    let object = object_path(&patch.path);
+    let put = |prop: String, value: &automerge::Value<'_>, conflict: bool| Patch::Put {
+        path: object.join(prop),
+        value: new_value(value),
+        conflict,
+    };
+    match &patch.action {
+        PatchAction::PutMap {
+            key,
+            value,
+            conflict,
+        } => out.push(put(key.clone(), &value.0, *conflict)),
+        PatchAction::PutSeq {
+            index,
+            value,
+            conflict,
+        } => out.push(put(index.to_string(), &value.0, *conflict)),
+        PatchAction::Insert { index, values } => {
+            out.push(Patch::Insert {
                 path: object.join(index.to_string()),
                 values: values
                     .iter()
                     .map(|(value, _, _)| new_value(value))
                     .collect(),
-            },
-            PatchAction::SpliceText { index, value, .. } => Self::SpliceText {
-                path: object,
-                index: *index,
-                text: value.make_string(),
-            },
-            PatchAction::Increment { prop, value } => Self::Increment {
-                path: object.join(segment(prop)),
-                by: *value,
-            },
-            PatchAction::Conflict { prop } => Self::Conflict {
-                path: object.join(segment(prop)),
-            },
-            PatchAction::DeleteMap { key } => Self::Delete {
-                path: object.join(key.as_str()),
-                count: 1,
-            },
-            PatchAction::DeleteSeq { index, length } => Self::Delete {
-                path: object.join(index.to_string()),
-                count: *length,
-            },
-            PatchAction::Mark { marks } => Self::Mark {
-                path: object,
-                marks: marks
-                    .iter()
-                    .map(|mark| TextMark {
-                        name: mark.name().to_owned(),
-                        value: Value::from_scalar(mark.value()),
-                        start: mark.start,
-                        end: mark.end,
-                    })
-                    .collect(),
-            },
+            });
+            let conflicts = values.iter().enumerate().filter(|(_, item)| item.2);
+            for (offset, _) in conflicts {
+                out.push(Patch::Conflict {
+                    path: object.join((index + offset).to_string()),
+                });
+            }
         }
+        PatchAction::SpliceText {
+            index,
+            value,
+            marks,
+        } => {
+            let text = value.make_string();
+            let end = index + units(value, &text);
+            out.push(Patch::SpliceText {
+                path: object.clone(),
+                index: *index,
+                text,
+            });
+            if let Some(marks) = marks.as_ref().filter(|marks| !marks.is_empty()) {
+                out.push(Patch::Mark {
+                    path: object,
+                    marks: marks
+                        .iter()
+                        .map(|(name, value)| TextMark {
+                            name: name.to_owned(),
+                            value: Value::from_scalar(value),
+                            start: *index,
+                            end,
+                        })
+                        .collect(),
+                });
+            }
+        }
+        PatchAction::Increment { prop, value } => out.push(Patch::Increment {
+            path: object.join(segment(prop)),
+            by: *value,
+        }),
+        PatchAction::Conflict { prop } => out.push(Patch::Conflict {
+            path: object.join(segment(prop)),
+        }),
+        PatchAction::DeleteMap { key } => out.push(Patch::Delete {
+            path: object.join(key.as_str()),
+            count: 1,
+        }),
+        PatchAction::DeleteSeq { index, length } => out.push(Patch::Delete {
+            path: object.join(index.to_string()),
+            count: *length,
+        }),
+        PatchAction::Mark { marks } => out.push(Patch::Mark {
+            path: object,
+            marks: marks
+                .iter()
+                .map(|mark| TextMark {
+                    name: mark.name().to_owned(),
+                    value: Value::from_scalar(mark.value()),
+                    start: mark.start,
+                    end: mark.end,
+                })
+                .collect(),
+        }),
     }
+}
+
+/// How many units of the document's text encoding a patch's text takes.
+fn units(value: &ConcreteTextValue, text: &str) -> usize {
+    let encoding = match value {
+        ConcreteTextValue::Utf8CodeUnit(_) => TextEncoding::Utf8CodeUnit,
+        ConcreteTextValue::Utf16CodeUnit(_) => TextEncoding::Utf16CodeUnit,
+        ConcreteTextValue::CodePoint(_) => TextEncoding::UnicodeCodePoint,
+        ConcreteTextValue::Grapheme(_) => TextEncoding::GraphemeCluster,
+    };
+    crate::history::units(encoding, text)
 }
 
 /// The path of the object a patch is about, from automerge's (parent, property) steps.
@@ -192,11 +242,7 @@ mod tests {
     }
 
     fn diff(before: &Automerge, after: &Automerge) -> Vec<Patch> {
-        after
-            .diff(&before.get_heads(), &after.get_heads())
-            .iter()
-            .map(Patch::from_automerge)
-            .collect()
+        Patch::from_automerge(&after.diff(&before.get_heads(), &after.get_heads()))
     }
 
     /// A document with a title, a list of one map, a counter and a text, in UTF-16 units.
@@ -293,6 +339,86 @@ mod tests {
                     && marks == &[TextMark { name: "bold".into(), value: Value::Bool(true), start: 0, end: 2 }])),
             "{patches:?}"
         );
+    }
+
+    #[test]
+    fn list_items_are_put_inserted_and_deleted_by_index() {
+        let (before, todos, _) = base();
+        let mut after = before.fork();
+        let mut tx = after.transaction();
+        tx.insert(&todos, 1, "a").unwrap();
+        tx.insert(&todos, 2, "b").unwrap();
+        tx.insert(&todos, 3, "c").unwrap();
+        tx.commit();
+        let middle = after.fork();
+        let mut tx = after.transaction();
+        tx.put(&todos, 1, "A").unwrap();
+        tx.delete(&todos, 2).unwrap();
+        tx.delete(&todos, 2).unwrap();
+        tx.insert_object(&todos, 0, ObjType::Map).unwrap();
+        tx.commit();
+
+        assert_eq!(
+            diff(&middle, &after),
+            [
+                Patch::Insert {
+                    path: path("/todos/0"),
+                    values: vec![Value::Map],
+                },
+                Patch::Put {
+                    path: path("/todos/2"),
+                    value: Value::Str("A".into()),
+                    conflict: false,
+                },
+                Patch::Delete {
+                    path: path("/todos/3"),
+                    count: 2,
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn text_made_and_formatted_in_the_range_keeps_its_marks() {
+        let mut doc = Automerge::new_with_encoding(TextEncoding::Utf16CodeUnit);
+        let mut tx = doc.transaction();
+        let text = tx.put_object(ROOT, "text", ObjType::Text).unwrap();
+        tx.splice_text(&text, 0, 0, "😀 bold plain").unwrap();
+        tx.mark(
+            &text,
+            Mark::new("bold".into(), true, 3, 7),
+            ExpandMark::After,
+        )
+        .unwrap();
+        tx.commit();
+
+        let patches = diff(&Automerge::new(), &doc);
+        let mut rebuilt = String::new();
+        let mut bold = Vec::new();
+        for patch in &patches {
+            match patch {
+                Patch::Put { path: p, value, .. } => {
+                    assert_eq!((p, value), (&path("/text"), &Value::Text(String::new())));
+                }
+                Patch::SpliceText { index, text, .. } => {
+                    let at = String::from_utf16(
+                        &rebuilt.encode_utf16().take(*index).collect::<Vec<_>>(),
+                    )
+                    .unwrap()
+                    .len();
+                    rebuilt.insert_str(at, text);
+                }
+                Patch::Mark { marks, .. } => bold.extend(
+                    marks
+                        .iter()
+                        .filter(|mark| mark.name == "bold" && mark.value == Value::Bool(true))
+                        .map(|mark| (mark.start, mark.end)),
+                ),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(rebuilt, "😀 bold plain");
+        assert_eq!(bold, [(3, 7)], "{patches:?}");
     }
 
     #[test]

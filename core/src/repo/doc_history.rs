@@ -73,7 +73,7 @@ impl DocHandle {
         let id = self.id();
         self.read(move |doc| {
             let patches = diff_checked(doc, id, &from, &to)?;
-            Ok(patches.iter().map(access::Patch::from_automerge).collect())
+            Ok(access::Patch::from_automerge(&patches))
         })
         .await?
     }

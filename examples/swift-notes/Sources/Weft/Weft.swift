@@ -1100,7 +1100,8 @@ public protocol DocumentProtocol: AnyObject, Sendable {
     
     /**
      * What changed from `from` to `to` (heads, hex; either may be the older, and an empty
-     * `from` is the empty document), as patches by path.
+     * `from` is the empty document), as patches by path. Fails with `InvalidPath` for a
+     * head that is not a change hash or that the document does not have.
      */
     func diff(from: [String], to: [String]) async throws  -> [Patch]
     
@@ -1319,7 +1320,8 @@ open class Document: DocumentProtocol, @unchecked Sendable {
     
     /**
      * What changed from `from` to `to` (heads, hex; either may be the older, and an empty
-     * `from` is the empty document), as patches by path.
+     * `from` is the empty document), as patches by path. Fails with `InvalidPath` for a
+     * head that is not a change hash or that the document does not have.
      */
 open func diff(from: [String], to: [String])async throws  -> [Patch]  {
     return
@@ -4092,16 +4094,16 @@ public func FfiConverterTypeLogLevel_lower(_ value: LogLevel) -> RustBuffer {
 
 /**
  * One difference between two states of a document; applied in order, a diff's patches
- * turn the first state into the second. Paths are JSON Pointers like `Edit`'s; text
- * positions count in the repo's `TextUnit`.
+ * turn the first state into the second, formatting included. Paths are JSON Pointers
+ * like `Edit`'s (`Insert` and `Delete` end theirs with the index their range starts at);
+ * text positions count in the repo's `TextUnit`.
  */
 
 public enum Patch: Equatable, Hashable {
     
     /**
-     * A map's key or a list's item (`/title`, `/todos/0`) now holds `value`. A new text
-     * arrives empty, followed by the `SpliceText` patches that fill it; a new map or list
-     * by the patches that fill it.
+     * A map's key or a list's item (`/title`, `/todos/0`) now holds `value`. A text, map
+     * or list arrives empty, followed by the patches that fill it.
      */
     case put(
         /**
@@ -5313,7 +5315,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_weft_ffi_checksum_method_connectionlistener_on_state() != 20086) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_weft_ffi_checksum_method_document_diff() != 50695) {
+    if (uniffi_weft_ffi_checksum_method_document_diff() != 57617) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_weft_ffi_checksum_method_document_apply() != 62235) {
