@@ -84,8 +84,8 @@ pub async fn tour(dir: &Path) -> weft::Result<Lines> {
         ));
     }
 
-    // Bo removes "milk, " while ana undoes her last edit: her undo takes back only her
-    // eggs; bo's edit stays.
+    // Bo removes "milk, " after ana's last edit; then ana undoes that edit: her undo takes
+    // back only her eggs, and bo's edit stays.
     let edit = text.clone();
     on_bo
         .change_with(ChangeOptions::message("bo: no milk"), move |tx| {
@@ -93,6 +93,7 @@ pub async fn tour(dir: &Path) -> weft::Result<Lines> {
         })
         .await?;
     until(|| read(&list, &text) == "bread, eggs").await;
+    out.push(format!("bo removes the milk: {}", read(&list, &text)));
     list.undo().await?;
     until(|| read(&on_bo, &text) == "bread").await;
     out.push(format!(

@@ -18,7 +18,7 @@ async fn the_tour_shows_authors_a_past_version_blame_undo_and_restore() {
         "{text}"
     );
     assert!(
-        text.contains("after ana's undo, bo sees: bread\n"),
+        text.contains("bo removes the milk: bread, eggs\nafter ana's undo, bo sees: bread\n"),
         "{text}"
     );
     assert!(
