@@ -36,6 +36,14 @@ async fn join(dialer: &Repo, listener: &Repo) {
     dialer.connect(b, Role::Dial).await.unwrap();
 }
 
+/// Two users' repos in `dir`, bo's dialling ana's.
+async fn ana_and_bo(dir: &FsPath) -> (Repo, Repo) {
+    let ana = open(dir, "ana").await;
+    let bo = open(dir, "bo").await;
+    join(&bo, &ana).await;
+    (ana, bo)
+}
+
 fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -222,9 +230,7 @@ async fn the_document_as_it_was_at_a_time_and_what_changed_since() {
 #[tokio::test]
 async fn blame_credits_each_part_of_a_text_to_whoever_wrote_it() {
     let dir = tempfile::tempdir().unwrap();
-    let ana = open(dir.path(), "ana").await;
-    let bo = open(dir.path(), "bo").await;
-    join(&bo, &ana).await;
+    let (ana, bo) = ana_and_bo(dir.path()).await;
     let doc = ana
         .create_with(|tx| {
             let text = tx.put_object(ROOT, "text", ObjType::Text)?;
@@ -289,9 +295,7 @@ fn title(doc: &DocHandle) -> String {
 #[tokio::test]
 async fn two_users_on_two_devices_undo_and_redo_their_own_interleaved_edits() {
     let dir = tempfile::tempdir().unwrap();
-    let ana = open(dir.path(), "ana").await;
-    let bo = open(dir.path(), "bo").await;
-    join(&bo, &ana).await;
+    let (ana, bo) = ana_and_bo(dir.path()).await;
     let on_ana = ana
         .create_with(|tx| {
             tx.put(ROOT, "title", "v0")?;
@@ -423,9 +427,7 @@ async fn a_change_that_cannot_be_undone_stays_on_the_stack_with_the_reason() {
 #[tokio::test]
 async fn restoring_an_earlier_state_is_a_new_change_that_syncs_and_keeps_history() {
     let dir = tempfile::tempdir().unwrap();
-    let ana = open(dir.path(), "ana").await;
-    let bo = open(dir.path(), "bo").await;
-    join(&bo, &ana).await;
+    let (ana, bo) = ana_and_bo(dir.path()).await;
     let doc = ana
         .create_with(|tx| {
             tx.put(ROOT, "title", "v1")?;
@@ -546,9 +548,7 @@ async fn a_relay_records_who_delivered_each_change_whatever_author_it_claims() {
 #[tokio::test]
 async fn archiving_continues_a_long_history_in_a_new_document_that_peers_can_follow() {
     let dir = tempfile::tempdir().unwrap();
-    let ana = open(dir.path(), "ana").await;
-    let bo = open(dir.path(), "bo").await;
-    join(&bo, &ana).await;
+    let (ana, bo) = ana_and_bo(dir.path()).await;
     let doc = ana
         .create_with(|tx| {
             let text = tx.put_object(ROOT, "text", ObjType::Text)?;
